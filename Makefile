@@ -1,0 +1,71 @@
+# The two commands of the README:
+#   make run    create .venv, install, prepare the development PKI and start the gateway
+#   make test   install what the tests need and run the whole suite (lint, types, contracts, tests)
+#
+# Works on a fresh Debian 12 machine with Python 3.11. Debian packages that the tests drive
+# (xmlsec1, poppler-utils, softhsm2, ...) are installed with apt-get when we run as root;
+# otherwise the tests that need them skip with a message (in CI, CI=true, they fail instead).
+
+SHELL       := /bin/bash
+PYTHON      ?= $(shell command -v python3.11 || command -v python3)
+VENV        := .venv
+BIN         := $(VENV)/bin
+CONSTRAINTS := constraints.txt
+VAR         := var
+
+.PHONY: run test lint typecheck contracts unit deps system-deps constraints clean help
+
+help:
+	@echo "make run    - install into .venv and start the gateway on the embedded default"
+	@echo "make test   - install test dependencies and run lint, types, import contracts and pytest"
+
+# ---------------------------------------------------------------- environment
+$(VENV)/.python-ok:
+	@if ! $(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null; then \
+	  echo "error: Python 3.11 or newer is needed (found: $(PYTHON)). On Debian: apt-get install python3"; exit 2; fi
+	@if ! $(PYTHON) -c 'import ensurepip, venv' 2>/dev/null; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    DEBIAN_FRONTEND=noninteractive apt-get install -y -q python3-venv; \
+	  else echo "error: the venv module is missing; install it with: sudo apt-get install python3-venv"; exit 2; fi; fi
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	@touch $@
+
+$(VENV)/.installed: $(VENV)/.python-ok pyproject.toml $(CONSTRAINTS)
+	$(BIN)/pip install -q -c $(CONSTRAINTS) -e '.[test]'
+	@touch $@
+
+deps: $(VENV)/.installed
+
+system-deps:
+	@.ci/install-debian-packages
+
+# Refresh the pinned versions after changing dependencies in pyproject.toml.
+constraints: $(VENV)/.python-ok
+	$(BIN)/pip install -q -e '.[test]'
+	$(BIN)/pip freeze --exclude-editable | grep -v '^-e ' > $(CONSTRAINTS)
+
+# ---------------------------------------------------------------- the two commands
+run: deps
+	@mkdir -p $(VAR)
+	@if [ ! -f $(VAR)/pki/pki.toml ]; then $(BIN)/gateway dev-pki $(VAR)/pki; fi
+	@$(BIN)/gateway demo-plan --pki $(VAR)/pki
+	@$(BIN)/gateway --help
+
+test: system-deps deps lint typecheck contracts unit
+
+lint: deps
+	$(BIN)/ruff check gateway tests
+	$(BIN)/ruff format --check gateway tests
+
+typecheck: deps
+	$(BIN)/mypy
+
+contracts: deps
+	$(BIN)/lint-imports
+
+unit: deps
+	$(BIN)/pytest
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis *.egg-info

@@ -1,0 +1,208 @@
+"""Typed, strict configuration: ``gateway.toml`` as frozen dataclasses (HOUSE.md rule 9).
+
+``settings_from_toml(text, source)`` turns the text of a TOML file into ``Settings``. Every
+table maps onto a frozen dataclass; an unknown table or key, a value of the wrong type or a
+value outside its choices is a ``ConfigError`` that names the file, the line, the key and
+what would be valid. Nothing here reads files or the environment: the composition layer does
+that once at start-up and hands the values down (no module-level globals).
+
+``table_from_toml`` is the reusable part: any frozen dataclass whose fields are ``str``,
+``int``, ``float``, ``bool``, ``Path``, ``Literal[...]``, ``tuple[...]`` of those, optional
+variants, or nested dataclasses can be filled from a TOML table with the same strictness
+(the policy file uses it too).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+import tomllib
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, TypeVar
+
+from gateway.errors import ConfigError
+
+__all__ = [
+    "EdxmlSettings",
+    "IdentitySettings",
+    "Settings",
+    "TomlSource",
+    "settings_from_toml",
+    "table_from_toml",
+]
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class TomlSource:
+    """A TOML document and where it came from, for error messages that point at a line."""
+
+    text: str
+    path: Path
+
+    def line_of(self, table: tuple[str, ...], key: str | None = None) -> int | None:
+        """1-based line of ``key`` in ``[table]`` (or of the table header), best effort."""
+        current: tuple[str, ...] = ()
+        header = re.compile(r"^\s*\[\[?\s*([^\]]+?)\s*\]\]?\s*(#.*)?$")
+        for number, line in enumerate(self.text.splitlines(), start=1):
+            match = header.match(line)
+            if match:
+                current = tuple(part.strip().strip('"') for part in match.group(1).split("."))
+                if key is None and current == table:
+                    return number
+                continue
+            if key is not None and current == table and re.match(rf"^\s*\"?{re.escape(key)}\"?\s*=", line):
+                return number
+        return None
+
+    def error(
+        self, message: str, table: tuple[str, ...], key: str | None = None, hint: str | None = None
+    ) -> ConfigError:
+        """A ``ConfigError`` pointing at ``key`` in ``[table]``."""
+        return ConfigError(message, path=self.path, line=self.line_of(table, key), hint=hint)
+
+
+def _table_name(table: tuple[str, ...]) -> str:
+    return "[" + ".".join(table) + "]" if table else "the top level"
+
+
+def _coerce(source: TomlSource, table: tuple[str, ...], key: str, hint: Any, value: Any) -> Any:
+    origin = typing.get_origin(hint)
+    args = typing.get_args(hint)
+    where = f"'{key}' in {_table_name(table)}"
+    if isinstance(hint, types.UnionType) or origin is typing.Union:
+        options = [a for a in args if a is not type(None)]
+        errors: list[ConfigError] = []
+        for option in options:
+            try:
+                return _coerce(source, table, key, option, value)
+            except ConfigError as exc:
+                errors.append(exc)
+        raise errors[0]
+    if origin is Literal:
+        if value not in args:
+            choices = ", ".join(repr(a) for a in args)
+            raise source.error(f"{where} is {value!r}; valid choices: {choices}", table, key)
+        return value
+    if origin is tuple:
+        if not isinstance(value, list):
+            raise source.error(f"{where} must be a list", table, key, hint=f"e.g. {key} = [...]")
+        item_hint = args[0]
+        return tuple(_coerce(source, table, f"{key}[{i}]", item_hint, v) for i, v in enumerate(value))
+    if dataclasses.is_dataclass(hint) and isinstance(hint, type):
+        if not isinstance(value, dict):
+            raise source.error(f"{where} must be a table", table, key)
+        return table_from_toml(hint, value, source, (*table, key))
+    if hint is Path:
+        if not isinstance(value, str):
+            raise source.error(f"{where} must be a path string", table, key)
+        path = Path(value)
+        # Relative paths are relative to the file that names them, like Postfix's main.cf.
+        return path if path.is_absolute() else (source.path.parent / path)
+    if hint is bool:
+        if not isinstance(value, bool):
+            raise source.error(f"{where} must be true or false, not {value!r}", table, key)
+        return value
+    if hint is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise source.error(f"{where} must be a whole number, not {value!r}", table, key)
+        return value
+    if hint is float:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise source.error(f"{where} must be a number, not {value!r}", table, key)
+        return float(value)
+    if hint is str:
+        if not isinstance(value, str):
+            raise source.error(f"{where} must be a string, not {value!r}", table, key)
+        return value
+    raise TypeError(f"unsupported settings type {hint!r} for {where}")  # a programming error
+
+
+def table_from_toml(cls: type[T], data: dict[str, Any], source: TomlSource, table: tuple[str, ...] = ()) -> T:
+    """Fill the frozen dataclass ``cls`` from a parsed TOML table, strictly.
+
+    Raises:
+        ConfigError: unknown key, wrong type, or a value outside its choices.
+    """
+    if not dataclasses.is_dataclass(cls):
+        raise TypeError(f"{cls!r} is not a dataclass")
+    hints = typing.get_type_hints(cls, include_extras=False)
+    # TOML keys are the field names; a trailing underscore (``from_``) is dropped.
+    known = {f.name.rstrip("_"): f for f in dataclasses.fields(cls) if f.init}
+    kwargs: dict[str, Any] = {}
+    for key, value in data.items():
+        spec = known.get(key)
+        if spec is None:
+            valid = ", ".join(sorted(known))
+            raise source.error(
+                f"unknown key '{key}' in {_table_name(table)}", table, key, hint=f"valid keys: {valid}"
+            )
+        kwargs[spec.name] = _coerce(source, table, key, hints[spec.name], value)
+    try:
+        return cls(**kwargs)
+    except (TypeError, ValueError) as exc:
+        raise source.error(f"{_table_name(table)}: {exc}", table) from None
+
+
+# --------------------------------------------------------------------------- gateway.toml
+
+
+@dataclass(frozen=True)
+class IdentitySettings:
+    """``[identity]``: who we are on the axis."""
+
+    organ_ids: tuple[str, ...] = ()
+    """Our OrganIds. Packages addressed to none of them are misaddressed."""
+    organ_name: str | None = None
+    organization_in_charge: str | None = None
+    address: str | None = None
+    email: str | None = None
+    telephone: str | None = None
+    fax: str | None = None
+    website: str | None = None
+
+
+@dataclass(frozen=True)
+class EdxmlSettings:
+    """``[edxml]``: limits on read, choices on write."""
+
+    max_package_bytes: int = 64 * 1024 * 1024
+    max_attachment_bytes: int = 48 * 1024 * 1024
+    max_depth: int = 40
+    zip_other_files: bool = True
+    """Zip attachments that are not PDF/Office files, as the VNPT SDK does (spec §1.7)."""
+    signature_algorithm: Literal["rsa-sha256", "rsa-sha384", "rsa-sha512", "rsa-sha1"] = "rsa-sha256"
+    """Envelope XMLDSig algorithm on write; rsa-sha1 only for a strict legacy peer."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The whole of ``gateway.toml``."""
+
+    identity: IdentitySettings = field(default_factory=IdentitySettings)
+    edxml: EdxmlSettings = field(default_factory=EdxmlSettings)
+
+
+def settings_from_toml(text: str, source: Path | str) -> Settings:
+    """Parse ``gateway.toml`` text.
+
+    Args:
+        text: the file's content.
+        source: its path (for messages and for resolving relative paths).
+
+    Raises:
+        ConfigError: invalid TOML, unknown tables or keys, wrong types.
+    """
+    origin = TomlSource(text, Path(source))
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        line = re.search(r"line (\d+)", str(exc))
+        raise ConfigError(
+            f"not valid TOML: {exc}", path=origin.path, line=int(line.group(1)) if line else None
+        ) from None
+    return table_from_toml(Settings, data, origin)
