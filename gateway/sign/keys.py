@@ -1,0 +1,120 @@
+"""The organisation's signing key: where it lives and how it is opened (once per process).
+
+This milestone supports a PKCS#12 file; the sealing milestone adds PKCS#11 tokens. Secrets
+never sit in a configuration file: the PKCS#12 password comes from an environment variable
+or from a file readable only by the gateway (``read_secret``).
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from dataclasses import dataclass
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.hazmat.primitives.serialization import pkcs12
+
+from gateway.errors import ConfigError
+
+__all__ = ["SigningKey", "load_pkcs12", "read_pkcs12", "read_secret"]
+
+PrivateKey = rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey
+
+
+@dataclass(frozen=True)
+class SigningKey:
+    """A private key with its certificate and the intermediates that lead to a trust anchor."""
+
+    private_key: PrivateKey
+    certificate: x509.Certificate
+    chain: tuple[x509.Certificate, ...] = ()
+    """Intermediate certificates, leaf excluded, nearest issuer first."""
+    source: str = ""
+    """Where the key came from, for messages (a path or a token label)."""
+
+    @property
+    def subject(self) -> str:
+        """The certificate subject in RFC 4514 form."""
+        return self.certificate.subject.rfc4514_string()
+
+
+def _order_chain(leaf: x509.Certificate, others: list[x509.Certificate]) -> tuple[x509.Certificate, ...]:
+    """Order extra certificates issuer by issuer starting from the leaf; drop unrelated ones."""
+    chain: list[x509.Certificate] = []
+    current = leaf
+    pool = [c for c in others if c != leaf]
+    while True:
+        issuer = next((c for c in pool if c.subject == current.issuer and c not in chain), None)
+        if issuer is None or issuer.subject == issuer.issuer:
+            # Stop at the root: anchors are configured and pinned, never taken from the key file.
+            return tuple(chain)
+        chain.append(issuer)
+        current = issuer
+
+
+def load_pkcs12(data: bytes, password: bytes | None, *, source: str = "PKCS#12") -> SigningKey:
+    """Open a PKCS#12 bundle.
+
+    Args:
+        data: the bundle's bytes.
+        password: its password, or ``None`` for an unprotected bundle.
+        source: a label for error messages (usually the path).
+
+    Returns:
+        The key, its certificate and the intermediates found in the bundle.
+
+    Raises:
+        ConfigError: wrong password, no key, no certificate, or an unsupported key type.
+    """
+    try:
+        key, cert, extra = pkcs12.load_key_and_certificates(data, password)
+    except ValueError as exc:
+        raise ConfigError(
+            f"cannot open the PKCS#12 bundle ({exc})", path=source, hint="check the file and its password"
+        ) from None
+    if key is None or cert is None:
+        raise ConfigError("the PKCS#12 bundle holds no private key with its certificate", path=source)
+    if not isinstance(key, rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey):
+        raise ConfigError(f"unsupported key type {type(key).__name__}; use RSA or ECDSA", path=source)
+    return SigningKey(private_key=key, certificate=cert, chain=_order_chain(cert, list(extra)), source=source)
+
+
+def read_secret(*, env: str | None = None, file: Path | None = None) -> bytes:
+    """Read a secret from an environment variable or a file (trailing newline stripped).
+
+    Raises:
+        ConfigError: neither or both given, the variable is unset, or the file cannot be read
+            or is readable by other users.
+    """
+    if (env is None) == (file is None):
+        raise ConfigError("give the secret either as an environment variable or as a file, not both")
+    if env is not None:
+        value = os.environ.get(env)
+        if value is None:
+            raise ConfigError(f"the environment variable {env} is not set", hint=f"export {env}=...")
+        return value.encode()
+    if file is None:  # unreachable: exactly one of env/file is set
+        raise ConfigError("no secret source given")
+    try:
+        mode = file.stat().st_mode
+        data = file.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"cannot read the secret file ({exc.strerror})", path=file) from None
+    if mode & (stat.S_IRWXG | stat.S_IRWXO):
+        raise ConfigError("the secret file is readable by other users", path=file, hint=f"chmod 600 {file}")
+    return data.rstrip(b"\r\n")
+
+
+def read_pkcs12(path: Path, password: bytes | None) -> SigningKey:
+    """Read and open a PKCS#12 file (see ``load_pkcs12``).
+
+    Raises:
+        ConfigError: the file cannot be read or opened.
+    """
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"cannot read the PKCS#12 file ({exc.strerror})", path=path) from None
+    return load_pkcs12(data, password, source=str(path))

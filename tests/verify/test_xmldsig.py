@@ -1,0 +1,351 @@
+"""Envelope XMLDSig: we sign as the format wants, and only an untouched package verifies.
+
+The input is real-shaped: the VNPT SDK's own ``edoc_new.edxml`` with its placeholder
+signature removed. Attacks are the signature-wrapping family (a second unsigned
+MessageHeader, a moved signed subtree, a reference to an Id inside an unsigned wrapper) and
+small edits after signing (a comment, white space, one attachment byte, another key).
+``xmlsec1`` verifies what we sign, independently of our code.
+"""
+
+from __future__ import annotations
+
+import base64
+import copy
+import subprocess
+from pathlib import Path
+
+import pytest
+from cryptography.hazmat.primitives.serialization import Encoding
+from lxml import etree
+from signxml.algorithms import CanonicalizationMethod
+from signxml.signer import XMLSigner
+
+from gateway.edxml.names import DSIG_NS, QCVN_NS
+from gateway.edxml.xmlsafe import parse_untrusted
+from gateway.sign.envelope import EnvelopeSigningError, sign_envelope
+from gateway.verify.xmldsig import SignatureState, verify_envelope
+from tests.external import require
+from tests.verify.conftest import Chain
+
+SDK = Path(__file__).resolve().parents[2] / "tests" / "data" / "edxml" / "sdk"
+SHARED_SDK = Path(__file__).resolve().parents[3] / "shared" / "corpus" / "edxml-sdk-samples"
+Q = f"{{{QCVN_NS}}}"
+DS = f"{{{DSIG_NS}}}"
+
+
+def sdk_sample(name: str) -> bytes:
+    for folder in (SDK, SHARED_SDK):
+        if (folder / name).exists():
+            return (folder / name).read_bytes()
+    pytest.fail(f"SDK sample {name} not found in {SDK} or {SHARED_SDK}")
+
+
+def unsigned_package() -> bytes:
+    """The SDK-generated new-document package without its placeholder signature."""
+    root = parse_untrusted(sdk_sample("edoc_new.edxml"))
+    for signature in [e for e in root.iter() if isinstance(e.tag, str) and e.tag.endswith("}Signature")]:
+        parent = signature.getparent()
+        assert parent is not None
+        previous = signature.getprevious()
+        if previous is not None:
+            previous.tail = signature.tail
+        parent.remove(signature)
+    return etree.tostring(root.getroottree(), xml_declaration=True, encoding="UTF-8")
+
+
+@pytest.fixture(scope="module")
+def signed(chain: Chain) -> bytes:
+    return sign_envelope(unsigned_package(), chain.leaf_key)
+
+
+def state_of(raw: bytes) -> SignatureState:
+    return verify_envelope(parse_untrusted(raw)).state
+
+
+def reserialise(root: etree._Element) -> bytes:
+    return etree.tostring(root.getroottree(), xml_declaration=True, encoding="UTF-8")
+
+
+def header_of(root: etree._Element) -> etree._Element:
+    header = root.find(f"{Q}edXMLEnvelope/{Q}edXMLHeader")
+    assert header is not None
+    return header
+
+
+# --------------------------------------------------------------------------- what we write
+
+
+def test_signature_is_last_child_of_header_in_the_xmldsig_namespace(signed: bytes) -> None:
+    root = parse_untrusted(signed)
+    header = header_of(root)
+    children = [c for c in header if isinstance(c.tag, str)]
+    assert [c.tag for c in children] == [f"{Q}MessageHeader", f"{Q}TraceHeaderList", f"{DS}Signature"]
+    reference = children[-1].find(f"{DS}SignedInfo/{DS}Reference")
+    assert reference is not None
+    assert reference.get("URI") == ""
+    transforms = [t.get("Algorithm") for t in reference.iterfind(f"{DS}Transforms/{DS}Transform")]
+    assert transforms == [
+        "http://www.w3.org/2000/09/xmldsig#enveloped-signature",
+        "http://www.w3.org/2001/10/xml-exc-c14n#",
+    ]
+
+
+def test_signature_verifies_and_names_the_signer(signed: bytes, chain: Chain) -> None:
+    result = verify_envelope(parse_untrusted(signed))
+    assert result.state is SignatureState.VALID, result.reason
+    assert result.signer == chain.leaf_key.certificate
+    assert result.certificates == (chain.leaf_key.certificate, chain.intermediate)
+    assert result.signature_method == "http://www.w3.org/2001/04/xmldsig-more#rsa-sha256"
+    assert result.digest_method == "http://www.w3.org/2001/04/xmlenc#sha256"
+
+
+def test_signed_tree_excludes_the_signature_and_keeps_the_business_fields(signed: bytes) -> None:
+    result = verify_envelope(parse_untrusted(signed))
+    assert result.signed_root is not None
+    assert not list(result.signed_root.iter(f"{DS}Signature"))
+    subject = result.signed_root.find(f".//{Q}MessageHeader/{Q}Subject")
+    assert subject is not None
+    assert subject.text == "V/v kết nối, liên thông phần mềm quản lý văn bản"
+
+
+def test_verification_leaves_the_received_tree_untouched(signed: bytes) -> None:
+    root = parse_untrusted(signed)
+    before = etree.tostring(root)
+    verify_envelope(root)
+    assert etree.tostring(root) == before
+
+
+def test_only_the_signature_was_inserted(signed: bytes) -> None:
+    """Signing never re-indents or edits the package: remove the signature, get the input back."""
+    root = parse_untrusted(signed)
+    signature = header_of(root)[-1]
+    previous = signature.getprevious()
+    assert previous is not None
+    previous.tail = signature.tail
+    header_of(root).remove(signature)
+    assert reserialise(root) == unsigned_package()
+
+
+def test_legacy_sha1_is_written_only_on_request_and_still_verifies(chain: Chain) -> None:
+    legacy = sign_envelope(unsigned_package(), chain.leaf_key, algorithm="rsa-sha1")
+    result = verify_envelope(parse_untrusted(legacy))
+    assert result.state is SignatureState.VALID
+    assert result.signature_method == "http://www.w3.org/2000/09/xmldsig#rsa-sha1"
+    assert result.digest_method == "http://www.w3.org/2000/09/xmldsig#sha1"
+
+
+def test_signing_refuses_an_already_signed_or_foreign_document(signed: bytes, chain: Chain) -> None:
+    with pytest.raises(EnvelopeSigningError, match="already carries a Signature"):
+        sign_envelope(signed, chain.leaf_key)
+    with pytest.raises(EnvelopeSigningError, match="not an edXML package"):
+        sign_envelope(b"<Other/>", chain.leaf_key)
+    with pytest.raises(EnvelopeSigningError, match="cannot sign"):
+        sign_envelope(b"<edXML>", chain.leaf_key)
+
+
+# --------------------------------------------------------------------------- absent / placeholder
+
+
+def test_absent(chain: Chain) -> None:
+    result = verify_envelope(parse_untrusted(unsigned_package()))
+    assert result.state is SignatureState.ABSENT
+
+
+@pytest.mark.parametrize("name", ["edoc_new.edxml", "edoc_replacement.edxml", "edoc_revocation.edxml"])
+def test_sdk_samples_carry_a_placeholder(name: str) -> None:
+    result = verify_envelope(parse_untrusted(sdk_sample(name)))
+    assert result.state is SignatureState.PLACEHOLDER
+    assert "dummy" in result.reason
+
+
+def test_truncated_certificate_with_a_fresh_value_is_a_placeholder(signed: bytes) -> None:
+    root = parse_untrusted(signed)
+    for node in root.iter(f"{DS}X509Certificate"):
+        node.text = "MIIFqTCCBJG"  # the SDK's stub
+    assert state_of(reserialise(root)) is SignatureState.PLACEHOLDER
+
+
+# --------------------------------------------------------------------------- wrapping attacks
+
+
+def test_second_unsigned_message_header_is_invalid(signed: bytes) -> None:
+    root = parse_untrusted(signed)
+    header = header_of(root)
+    forged = copy.deepcopy(header[0])
+    subject = forged.find(f"{Q}Subject")
+    assert subject is not None
+    subject.text = "Quyết định giả mạo"
+    header.insert(0, forged)
+    assert state_of(reserialise(root)) is SignatureState.INVALID
+
+
+def test_signature_moved_into_the_body_is_invalid(signed: bytes) -> None:
+    root = parse_untrusted(signed)
+    signature = header_of(root)[-1]
+    body = root.find(f"{Q}edXMLEnvelope/{Q}edXMLBody")
+    assert body is not None
+    body.append(signature)
+    result = verify_envelope(parse_untrusted(reserialise(root)))
+    assert result.state is SignatureState.INVALID
+    assert "edXMLHeader" in result.reason
+
+
+def test_signed_envelope_moved_into_a_wrapper_behind_a_forged_one_is_invalid(signed: bytes) -> None:
+    root = parse_untrusted(signed)
+    original = root.find(f"{Q}edXMLEnvelope")
+    assert original is not None
+    forged = copy.deepcopy(original)
+    signature = forged.find(f"{Q}edXMLHeader/{DS}Signature")
+    assert signature is not None
+    signature.getparent().remove(signature)  # type: ignore[union-attr]
+    subject = forged.find(f".//{Q}Subject")
+    assert subject is not None
+    subject.text = "Nội dung giả mạo"
+    wrapper = etree.SubElement(root, f"{Q}Extension")
+    wrapper.append(original)
+    root.insert(0, forged)
+    assert state_of(reserialise(root)) is SignatureState.INVALID
+
+
+def test_message_header_moved_after_signing_is_invalid(signed: bytes) -> None:
+    root = parse_untrusted(signed)
+    message_header = header_of(root)[0]
+    body = root.find(f"{Q}edXMLEnvelope/{Q}edXMLBody")
+    assert body is not None
+    body.append(message_header)
+    assert state_of(reserialise(root)) is SignatureState.INVALID
+
+
+def test_reference_to_an_id_inside_an_unsigned_wrapper_is_invalid(chain: Chain) -> None:
+    """A perfectly valid signature that covers only one subtree is not an envelope signature."""
+    root = parse_untrusted(unsigned_package())
+    header = header_of(root)
+    header[0].set("Id", "signed-part")
+    placeholder = etree.SubElement(header, f"{DS}Signature", nsmap={"ds": DSIG_NS})
+    placeholder.set("Id", "placeholder")
+    signer = XMLSigner(c14n_algorithm=CanonicalizationMethod.EXCLUSIVE_XML_CANONICALIZATION_1_0)
+    pem = [c.public_bytes(Encoding.PEM).decode() for c in (chain.leaf_key.certificate, chain.intermediate)]
+    signed = signer.sign(root, key=chain.leaf_key.private_key, cert=pem, reference_uri="#signed-part")
+    result = verify_envelope(parse_untrusted(reserialise(signed)))
+    assert result.state is SignatureState.INVALID
+    assert 'URI=""' in result.reason
+
+
+def test_two_signatures_are_invalid(signed: bytes) -> None:
+    root = parse_untrusted(signed)
+    header = header_of(root)
+    header.append(copy.deepcopy(header[-1]))
+    result = verify_envelope(parse_untrusted(reserialise(root)))
+    assert result.state is SignatureState.INVALID
+    assert "2 Signature elements" in result.reason
+
+
+def test_real_signature_in_the_wrong_namespace_is_invalid(signed: bytes) -> None:
+    root = parse_untrusted(signed)
+    for node in header_of(root)[-1].iter():
+        if isinstance(node.tag, str):
+            node.tag = node.tag.replace(DS, Q)
+    result = verify_envelope(parse_untrusted(reserialise(root)))
+    assert result.state is SignatureState.INVALID
+    assert "namespace" in result.reason
+
+
+def test_extra_transform_is_invalid(signed: bytes) -> None:
+    root = parse_untrusted(signed)
+    transforms = root.find(f".//{DS}Transforms")
+    assert transforms is not None
+    xpath = etree.SubElement(
+        transforms, f"{DS}Transform", Algorithm="http://www.w3.org/TR/1999/REC-xpath-19991116"
+    )
+    etree.SubElement(xpath, f"{DS}XPath").text = "not(ancestor-or-self::*[local-name()='MessageHeader'])"
+    assert state_of(reserialise(root)) is SignatureState.INVALID
+
+
+# --------------------------------------------------------------------------- edits after signing
+
+
+@pytest.mark.parametrize(
+    ("what", "old", "new"),
+    [
+        ("comment in the header", b"</edXML:MessageHeader>", b"<!-- sau khi ky --></edXML:MessageHeader>"),
+        ("comment after the root", b"</edXML>", b"</edXML><!-- trailer -->"),
+        ("processing instruction", b"<edXML:edXMLBody>", b"<?note x?><edXML:edXMLBody>"),
+        ("white space between elements", b"</edXML:Subject>", b"</edXML:Subject>\n"),
+        ("white space inside text", b"V/v k", b"V/v  k"),
+        ("one attachment byte", b"AAAAAA", b"AAAAAB"),
+        ("subject text", "liên thông".encode(), "liên thông giả".encode()),
+    ],
+)
+def test_any_edit_after_signing_is_invalid(signed: bytes, what: str, old: bytes, new: bytes) -> None:
+    assert old in signed, what
+    tampered = signed.replace(old, new, 1)
+    assert state_of(tampered) is SignatureState.INVALID, what
+
+
+def test_certificate_swapped_for_another_key_is_invalid(signed: bytes, chain: Chain) -> None:
+    root = parse_untrusted(signed)
+    other = chain.other_key.certificate.public_bytes(Encoding.DER)
+    for node in root.iter(f"{DS}X509Certificate"):
+        node.text = base64.b64encode(other).decode()
+    assert state_of(reserialise(root)) is SignatureState.INVALID
+
+
+# --------------------------------------------------------------------------- independent verifier
+
+
+def test_xmlsec1_verifies_our_signature(signed: bytes, chain: Chain, tmp_path: Path) -> None:
+    xmlsec1 = require("xmlsec1")
+    root_pem, inter_pem = chain.write(tmp_path)
+    package = tmp_path / "signed.edxml"
+    package.write_bytes(signed)
+    result = subprocess.run(
+        [
+            xmlsec1,
+            "--verify",
+            "--trusted-pem",
+            str(root_pem),
+            "--untrusted-pem",
+            str(inter_pem),
+            str(package),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "OK" in result.stdout + result.stderr
+
+
+def test_xmlsec1_rejects_a_tampered_package(signed: bytes, chain: Chain, tmp_path: Path) -> None:
+    """The same independent check fails when one byte of an attachment changes."""
+    xmlsec1 = require("xmlsec1")
+    root_pem, inter_pem = chain.write(tmp_path)
+    package = tmp_path / "tampered.edxml"
+    package.write_bytes(signed.replace(b"AAAAAA", b"AAAAAB", 1))
+    result = subprocess.run(
+        [
+            xmlsec1,
+            "--verify",
+            "--trusted-pem",
+            str(root_pem),
+            "--untrusted-pem",
+            str(inter_pem),
+            str(package),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode != 0
+
+
+def test_package_with_an_attachment_over_libxml2s_default_limit_signs_and_verifies(chain: Chain) -> None:
+    """Base64 text nodes over 10 MB need huge_tree in signxml's internal re-parses too."""
+    root = parse_untrusted(unsigned_package())
+    payload = root.find(f"{Q}AttachmentEncoded/{Q}Attachment/{Q}ContentTransferEncoded")
+    assert payload is not None
+    payload.text = base64.b64encode(bytes(range(256)) * (12 * 4096)).decode()  # 12 MiB decoded
+    big = reserialise(root)
+    assert len(big) > 16 * 1024 * 1024
+    signed = sign_envelope(big, chain.leaf_key)
+    assert state_of(signed) is SignatureState.VALID
