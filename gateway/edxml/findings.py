@@ -210,6 +210,24 @@ SIGNATURE_NAMESPACE = _declare(
     "Phần tử Signature không thuộc không gian tên XMLDSig (lỗi thường gặp của bộ SDK).",
     "The Signature element is not in the XMLDSig namespace (a known SDK quirk).",
 )
+UNUSUAL_VALUE = _declare(
+    "edxml-unusual-value",
+    W,
+    'Giá trị "{value}" của {field} nằm ngoài danh mục thường dùng ({expected}); một số hệ thống nhận có thể từ chối. Đơn vị gửi nên kiểm tra lại.',
+    'The value "{value}" of {field} is outside the usual code list ({expected}); some receiving systems refuse it. The sender should check it.',
+)
+BUSINESS_INCONSISTENT = _declare(
+    "edxml-business-inconsistent",
+    W,
+    "Gói tin có loại nghiệp vụ {value} ({field}) nhưng thiếu {expected}. Đơn vị gửi cần kiểm tra lại.",
+    "The package has business type {value} ({field}) but no {expected}. The sender should check it.",
+)
+TEST_ORG_ID = _declare(
+    "edxml-test-org-id",
+    I,
+    'Mã định danh "{value}" tại {field} là tài khoản thử nghiệm của trục VXP, không dùng cho văn bản thật.',
+    'The identifier "{value}" in {field} is a VXP test account, not meant for real documents.',
+)
 STATUS_CODE_ALIAS = _declare(
     "edxml-status-code-alias",
     I,
