@@ -1,0 +1,5 @@
+"""Fixtures shared by the whole test suite (import them here so pytest registers them)."""
+
+from tests.pki import dev_pki
+
+__all__ = ["dev_pki"]
