@@ -144,6 +144,12 @@ def _prescan(raw: bytes, limits: XMLLimits) -> None:
         raise XMLRejected(
             "xml-malformed", f"{message} at line {exc.lineno}, column {exc.offset + 1}", exc.lineno
         ) from None
+    finally:
+        # The handlers close over the scanner (for line numbers): break the cycle now so the
+        # parser's buffers are freed at once rather than at the next garbage collection.
+        scanner.StartElementHandler = scanner.EndElementHandler = None
+        scanner.StartDoctypeDeclHandler = scanner.EntityDeclHandler = None
+        scanner.UnparsedEntityDeclHandler = scanner.ExternalEntityRefHandler = None
 
 
 def parse_untrusted(raw: bytes, limits: XMLLimits = DEFAULT_LIMITS) -> etree._Element:

@@ -47,9 +47,7 @@ def quadratic_blowup() -> bytes:
     """One 50 kB entity referenced 50 000 times: 2.5 GB if expanded."""
     entity = b"A" * 50_000
     refs = b"&a;" * 50_000
-    return (
-        b'<?xml version="1.0"?><!DOCTYPE edXML [<!ENTITY a "' + entity + b'">]><edXML>' + refs + b"</edXML>"
-    )
+    return b'<?xml version="1.0"?><!DOCTYPE edXML [<!ENTITY a "' + entity + b'">]><edXML>' + refs + b"</edXML>"
 
 
 def xxe(target: str) -> bytes:
@@ -233,8 +231,7 @@ def test_external_dtd_never_touches_the_network(listener: CountingListener) -> N
 
 def test_xinclude_is_not_processed(canary: FifoCanary) -> None:
     raw = (
-        '<edXML xmlns:xi="http://www.w3.org/2001/XInclude">'
-        f'<xi:include href="{canary.path}" parse="text"/></edXML>'
+        f'<edXML xmlns:xi="http://www.w3.org/2001/XInclude"><xi:include href="{canary.path}" parse="text"/></edXML>'
     ).encode()
     root = parse_untrusted(raw)
     assert "CANARY" not in etree.tostring(root).decode()
@@ -247,9 +244,7 @@ def test_xinclude_is_not_processed(canary: FifoCanary) -> None:
 def test_large_text_node_is_allowed_within_the_byte_limit() -> None:
     """Base64 attachments are single text nodes far over libxml2's 10 MB default."""
     payload = b"QUJD" * (4 * 1024 * 1024)  # 16 MiB of base64
-    root = parse_untrusted(
-        b"<edXML><ContentTransferEncoded>" + payload + b"</ContentTransferEncoded></edXML>"
-    )
+    root = parse_untrusted(b"<edXML><ContentTransferEncoded>" + payload + b"</ContentTransferEncoded></edXML>")
     assert len(root[0].text or "") == len(payload)
 
 
@@ -296,3 +291,20 @@ def test_memory_stays_bounded(attack: str, tmp_path: Path) -> None:
     report = json.loads(result.stdout)
     assert report["outcome"] in {"xml-forbidden-construct", "xml-too-large"}
     assert report["growth_kib"] < 16 * 1024, report
+
+
+def test_prescan_leaves_nothing_alive_without_the_garbage_collector() -> None:
+    """The expat handlers close over the scanner; the cycle must be broken, not left to gc."""
+    import gc
+    import tracemalloc
+
+    raw = b"<edXML>" + b"Q" * (8 * 1024 * 1024) + b"</edXML>"
+    gc.disable()
+    tracemalloc.start()
+    try:
+        parse_untrusted(raw)
+        live, _ = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+        gc.enable()
+    assert live < 1024 * 1024, f"{live} bytes still alive after parsing"
