@@ -47,9 +47,22 @@ constraints: $(VENV)/.python-ok
 
 # ---------------------------------------------------------------- the two commands
 run: deps
-	@mkdir -p $(VAR)
+	@mkdir -p $(VAR)/sample
 	@if [ ! -f $(VAR)/pki/pki.toml ]; then $(BIN)/gateway dev-pki $(VAR)/pki; fi
-	@$(BIN)/gateway demo-plan --pki $(VAR)/pki
+	@$(BIN)/gateway edxml build --config config/gateway.toml --meta config/sample-meta.toml \
+	  --attach config/samples/cong-van-mau.pdf -o $(VAR)/sample/cong-van-mau.edxml \
+	  --sign-key $(VAR)/pki/p12/org.p12 --sign-pass-file $(VAR)/pki/p12/PASSWORD
+	@$(BIN)/gateway edxml inspect --config config/gateway.toml $(VAR)/sample/cong-van-mau.edxml
+	@echo
+	@echo "The edXML core is ready: a sample package was built, signed with the development"
+	@echo "organisation key ($(VAR)/pki) and read back above. The mail service (gateway serve:"
+	@echo "SMTP/IMAP intake, verification, sealing, relay to the DMS) comes with the mail-gateway"
+	@echo "milestone. Meanwhile try:"
+	@echo "  $(BIN)/gateway edxml inspect tests/data/edxml/sdk/edoc_new.edxml"
+	@echo "  $(BIN)/gateway edxml status --for $(VAR)/sample/cong-van-mau.edxml --code 02 \\"
+	@echo "      --reason 'Chứng thư số đã bị thu hồi' --config config/gateway.toml -o $(VAR)/sample/tu-choi.edxml"
+	@echo "  $(BIN)/gateway dev-pki serve $(VAR)/pki      # OCSP, CRLs and a TSA on 127.0.0.1:8790"
+	@echo
 	@$(BIN)/gateway --help
 
 test: system-deps deps lint typecheck contracts unit

@@ -1,5 +1,10 @@
-"""The ``gateway`` command (composition layer: the only place that builds everything)."""
+"""The ``gateway`` command (composition layer: the only place that builds everything).
 
+Importing a sub-command module registers it on ``app``; the list below is the whole CLI.
+"""
+
+from gateway.cli import devpki as _devpki  # noqa: F401  registers `gateway dev-pki`
+from gateway.cli import edxml as _edxml  # noqa: F401  registers `gateway edxml`
 from gateway.cli.app import app, main
 
 __all__ = ["app", "main"]

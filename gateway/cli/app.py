@@ -8,6 +8,7 @@ and turned into the error's exit status; anything else is a bug and keeps its tr
 from __future__ import annotations
 
 import sys
+from typing import Annotated
 
 import typer
 
@@ -34,9 +35,9 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def _root(
-    version: bool = typer.Option(
-        False, "--version", callback=_version, is_eager=True, help="Print the version."
-    ),
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
+    ] = False,
 ) -> None:
     """edXML (QCVN 102:2016) signing and verification mail gateway."""
 

@@ -68,9 +68,7 @@ def _header_of(root: etree._Element) -> etree._Element:
     if local_name(root.tag) != "edXML":
         raise EnvelopeSigningError(f"not an edXML package: the root element is <{local_name(root.tag)}>")
     envelopes = [e for e in root if isinstance(e.tag, str) and local_name(e.tag) == "edXMLEnvelope"]
-    headers = [
-        h for e in envelopes for h in e if isinstance(h.tag, str) and local_name(h.tag) == "edXMLHeader"
-    ]
+    headers = [h for e in envelopes for h in e if isinstance(h.tag, str) and local_name(h.tag) == "edXMLHeader"]
     if len(headers) != 1:
         raise EnvelopeSigningError(f"expected one edXMLEnvelope/edXMLHeader, found {len(headers)}")
     if any(isinstance(e.tag, str) and local_name(e.tag) == "Signature" for e in root.iter()):

@@ -3,4 +3,7 @@
 Network access only through injected fetcher objects; never imports the mail edges or the store.
 """
 
-__all__: list[str] = []
+from gateway.verify.envelope import ReadPackage, read_package
+from gateway.verify.xmldsig import EnvelopeSignature, SignatureState, verify_envelope
+
+__all__ = ["EnvelopeSignature", "ReadPackage", "SignatureState", "read_package", "verify_envelope"]

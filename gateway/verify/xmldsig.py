@@ -189,9 +189,7 @@ def _algorithm(parent: etree._Element | None, *path: str) -> str | None:
     return None if node is None else node.get("Algorithm")
 
 
-def _verify_with(
-    root: etree._Element, certs: list[x509.Certificate]
-) -> tuple[x509.Certificate, VerifyResult] | str:
+def _verify_with(root: etree._Element, certs: list[x509.Certificate]) -> tuple[x509.Certificate, VerifyResult] | str:
     """Try each leaf candidate: the signer with signxml's result, or why none verified."""
     signature = next(e for e in root.iter() if isinstance(e.tag, str) and local_name(e.tag) == "Signature")
     header = signature.getparent()

@@ -254,9 +254,7 @@ def test_extra_transform_is_invalid(signed: bytes) -> None:
     root = parse_untrusted(signed)
     transforms = root.find(f".//{DS}Transforms")
     assert transforms is not None
-    xpath = etree.SubElement(
-        transforms, f"{DS}Transform", Algorithm="http://www.w3.org/TR/1999/REC-xpath-19991116"
-    )
+    xpath = etree.SubElement(transforms, f"{DS}Transform", Algorithm="http://www.w3.org/TR/1999/REC-xpath-19991116")
     etree.SubElement(xpath, f"{DS}XPath").text = "not(ancestor-or-self::*[local-name()='MessageHeader'])"
     assert state_of(reserialise(root)) is SignatureState.INVALID
 
@@ -293,49 +291,23 @@ def test_certificate_swapped_for_another_key_is_invalid(signed: bytes, chain: Ch
 # --------------------------------------------------------------------------- independent verifier
 
 
-def test_xmlsec1_verifies_our_signature(signed: bytes, chain: Chain, tmp_path: Path) -> None:
+def xmlsec1_verify(package: bytes, chain: Chain, tmp_path: Path) -> subprocess.CompletedProcess[str]:
     xmlsec1 = require("xmlsec1")
-    root_pem, inter_pem = chain.write(tmp_path)
-    package = tmp_path / "signed.edxml"
-    package.write_bytes(signed)
-    result = subprocess.run(
-        [
-            xmlsec1,
-            "--verify",
-            "--trusted-pem",
-            str(root_pem),
-            "--untrusted-pem",
-            str(inter_pem),
-            str(package),
-        ],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    path = tmp_path / "package.edxml"
+    path.write_bytes(package)
+    command = [xmlsec1, "--verify", "--trusted-pem", str(chain.root), "--untrusted-pem", str(chain.intermediate_pem)]
+    return subprocess.run([*command, str(path)], capture_output=True, text=True, check=False)
+
+
+def test_xmlsec1_verifies_our_signature(signed: bytes, chain: Chain, tmp_path: Path) -> None:
+    result = xmlsec1_verify(signed, chain, tmp_path)
     assert result.returncode == 0, result.stderr
     assert "OK" in result.stdout + result.stderr
 
 
 def test_xmlsec1_rejects_a_tampered_package(signed: bytes, chain: Chain, tmp_path: Path) -> None:
     """The same independent check fails when one byte of an attachment changes."""
-    xmlsec1 = require("xmlsec1")
-    root_pem, inter_pem = chain.write(tmp_path)
-    package = tmp_path / "tampered.edxml"
-    package.write_bytes(signed.replace(b"AAAAAA", b"AAAAAB", 1))
-    result = subprocess.run(
-        [
-            xmlsec1,
-            "--verify",
-            "--trusted-pem",
-            str(root_pem),
-            "--untrusted-pem",
-            str(inter_pem),
-            str(package),
-        ],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    result = xmlsec1_verify(signed.replace(b"AAAAAA", b"AAAAAB", 1), chain, tmp_path)
     assert result.returncode != 0
 
 
