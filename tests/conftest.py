@@ -1,5 +1,6 @@
 """Fixtures shared by the whole test suite (import them here so pytest registers them)."""
 
+from tests.pdfs.corpus import signed_pdfs
 from tests.pki import dev_pki
 
-__all__ = ["dev_pki"]
+__all__ = ["dev_pki", "signed_pdfs"]
