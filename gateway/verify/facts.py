@@ -89,12 +89,17 @@ class TrustOutcome(StrEnum):
 
 @dataclass(frozen=True)
 class RevocationFacts:
-    """The revocation answer used for the end-entity certificate."""
+    """The revocation answer used for the end-entity certificate.
+
+    When the outcome is REVOKED or REVOCATION_UNAVAILABLE because of an issuing CA, it is that
+    CA's answer instead (``TrustFacts.detail`` names the certificate).
+    """
 
     source: str
-    """``ocsp``, ``crl``, or ``none`` when revocation checking was off."""
+    """``ocsp``, ``crl``, or ``none`` when no answer was used (checking off, or no usable answer)."""
     status: str
-    """``good``, ``revoked`` or ``unknown``."""
+    """``good``, ``revoked`` or ``unknown``. ``revoked`` with a TRUSTED outcome means revoked
+    *after* the time judged at (``revocation_time`` > ``TrustFacts.checked_at``): still valid."""
     produced_at: datetime | None = None
     revocation_time: datetime | None = None
     reason: str | None = None
