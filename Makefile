@@ -13,7 +13,7 @@ BIN         := $(VENV)/bin
 CONSTRAINTS := constraints.txt
 VAR         := var
 
-.PHONY: run test lint typecheck contracts unit deps system-deps constraints clean help
+.PHONY: run test lint typecheck contracts unit deps system-deps constraints clean help bench
 
 help:
 	@echo "make run    - install into .venv and start the gateway on the embedded default"
@@ -46,21 +46,36 @@ constraints: $(VENV)/.python-ok
 	$(BIN)/pip freeze --exclude-editable | grep -v '^-e ' > $(CONSTRAINTS)
 
 # ---------------------------------------------------------------- the two commands
-run: deps
+# The embedded default configuration: config/gateway.toml plus [trust] pinning the development
+# PKI written to var/pki (its root's fingerprint differs on every machine).
+$(VAR)/gateway.toml: config/gateway.toml $(VAR)/pki/pki.toml
+	@{ cat config/gateway.toml; echo; \
+	   echo '# Added by make run: trust the development PKI in var/pki (TEST ONLY).'; \
+	   echo '[trust]'; \
+	   echo 'anchors = ["pki/trust/anchors/root.pem"]'; \
+	   printf 'anchor_sha256 = ["%s"]\n' "$$(sed 's/.*=//' $(VAR)/pki/trust/anchors/root.fingerprint)"; \
+	   echo 'intermediates = ["pki/trust/intermediates/intermediate.pem"]'; } > $@
+
+$(VAR)/pki/pki.toml: | deps
+	@mkdir -p $(VAR)
+	$(BIN)/gateway dev-pki $(VAR)/pki
+
+run: deps $(VAR)/gateway.toml
 	@mkdir -p $(VAR)/sample
-	@if [ ! -f $(VAR)/pki/pki.toml ]; then $(BIN)/gateway dev-pki $(VAR)/pki; fi
-	@$(BIN)/gateway edxml build --config config/gateway.toml --meta config/sample-meta.toml \
+	@$(BIN)/gateway edxml build --config $(VAR)/gateway.toml --meta config/sample-meta.toml \
 	  --attach config/samples/cong-van-mau.pdf -o $(VAR)/sample/cong-van-mau.edxml \
 	  --sign-key $(VAR)/pki/p12/org.p12 --sign-pass-file $(VAR)/pki/p12/PASSWORD
-	@$(BIN)/gateway edxml inspect --config config/gateway.toml $(VAR)/sample/cong-van-mau.edxml
+	@$(BIN)/gateway edxml inspect --config $(VAR)/gateway.toml $(VAR)/sample/cong-van-mau.edxml
 	@echo
-	@echo "The edXML core is ready: a sample package was built, signed with the development"
-	@echo "organisation key ($(VAR)/pki) and read back above. The mail service (gateway serve:"
-	@echo "SMTP/IMAP intake, verification, sealing, relay to the DMS) comes with the mail-gateway"
-	@echo "milestone. Meanwhile try:"
-	@echo "  $(BIN)/gateway edxml inspect tests/data/edxml/sdk/edoc_new.edxml"
+	@echo "Verifying it as a recipient would (its PDF carries no signature yet: sealing comes next):"
+	@$(BIN)/gateway verify --config $(VAR)/gateway.toml $(VAR)/sample/cong-van-mau.edxml || true
+	@echo
+	@echo "The edXML core and the verification engine are ready; the mail service (gateway serve:"
+	@echo "SMTP/IMAP intake, sealing, relay to the DMS) comes with the next milestones. Meanwhile try:"
+	@echo "  $(BIN)/gateway verify --config $(VAR)/gateway.toml --json tests/data/edxml/sdk/edoc_new.edxml"
+	@echo "  $(BIN)/gateway rules show"
 	@echo "  $(BIN)/gateway edxml status --for $(VAR)/sample/cong-van-mau.edxml --code 02 \\"
-	@echo "      --reason 'Chứng thư số đã bị thu hồi' --config config/gateway.toml -o $(VAR)/sample/tu-choi.edxml"
+	@echo "      --reason 'Chứng thư số đã bị thu hồi' --config $(VAR)/gateway.toml -o $(VAR)/sample/tu-choi.edxml"
 	@echo "  $(BIN)/gateway dev-pki serve $(VAR)/pki      # OCSP, CRLs and a TSA on 127.0.0.1:8790"
 	@echo
 	@$(BIN)/gateway --help
@@ -82,3 +97,6 @@ unit: deps
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis *.egg-info
+
+bench: deps
+	$(BIN)/python -m bench.verify_bench

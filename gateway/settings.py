@@ -34,6 +34,8 @@ __all__ = [
     "IdentitySettings",
     "Settings",
     "TomlSource",
+    "TrustSettings",
+    "VerifySettings",
     "settings_from_toml",
     "table_from_toml",
 ]
@@ -251,11 +253,37 @@ class EdxmlSettings:
 
 
 @dataclass(frozen=True)
+class TrustSettings:
+    """``[trust]``: the certificates trust comes from (names never decide trust)."""
+
+    anchors: tuple[Path, ...] = ()
+    """PEM/DER files of the trust anchors (e.g. the VGCA G2 root)."""
+    anchor_sha256: tuple[str, ...] = ()
+    """SHA-256 fingerprints every anchor file must match (pinning: a swapped file is refused)."""
+    intermediates: tuple[Path, ...] = ()
+    """Intermediate CA certificates to build paths with; never trusted by themselves."""
+
+
+@dataclass(frozen=True)
+class VerifySettings:
+    """``[verify]``: how inbound packages are judged."""
+
+    policy: Path | None = None
+    """The admin's policy file; unset: the built-in strict default (config/policy.toml)."""
+    directory: Path | None = None
+    """The agency directory (OrganId, mail, organisation certificates)."""
+    fetch_timeout_seconds: float = 20.0
+    """Deadline for one OCSP/CRL request."""
+
+
+@dataclass(frozen=True)
 class Settings:
     """The whole of ``gateway.toml``."""
 
     identity: IdentitySettings = field(default_factory=IdentitySettings)
     edxml: EdxmlSettings = field(default_factory=EdxmlSettings)
+    trust: TrustSettings = field(default_factory=TrustSettings)
+    verify: VerifySettings = field(default_factory=VerifySettings)
 
 
 def settings_from_toml(text: str, source: Path | str) -> Settings:

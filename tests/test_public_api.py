@@ -22,7 +22,11 @@ PINNED = {
         "attachment_from_file", "build", "check_package", "default_document_id", "is_valid_organ_id", "load_meta",
         "make_status", "parse", "parse_tree", "parse_untrusted", "sniff",
     },
-    "gateway.verify": {"EnvelopeSignature", "ReadPackage", "SignatureState", "read_package", "verify_envelope"},
+    "gateway.verify": {
+        "ALL_KINDS", "Action", "Agency", "Directory", "EnvelopeSignature", "ExamSettings", "Examiner", "Policy",
+        "ReadPackage", "ReportFinding", "SignatureState", "TrustStore", "VerificationReport", "Verdict", "Verifier",
+        "load_directory", "load_policy", "read_package", "verify_envelope", "verify_package",
+    },
     "gateway.sign": {
         "EnvelopeSigningError", "SigningKey", "load_pkcs12", "read_pkcs12", "read_secret", "sign_envelope",
     },

@@ -19,6 +19,7 @@ from types import MappingProxyType
 
 __all__ = [
     "CATALOGUE",
+    "Catalogue",
     "Finding",
     "FindingKind",
     "Severity",
@@ -83,19 +84,37 @@ class FindingKind:
         return frozenset(names)
 
 
-_KINDS: dict[str, FindingKind] = {}
+class Catalogue:
+    """An append-only table of finding kinds, keyed by code.
+
+    ``declare`` refuses a code twice (also across ``also_reserved``) and templates whose
+    Vietnamese and English texts use different fields, so every message can be rendered in
+    both languages from the same parameters.
+    """
+
+    def __init__(self, also_reserved: Mapping[str, FindingKind] | None = None) -> None:
+        self._kinds: dict[str, FindingKind] = {}
+        self._reserved = also_reserved or {}
+        self.view: Mapping[str, FindingKind] = MappingProxyType(self._kinds)
+
+    def declare(self, code: str, severity: Severity, vi: str, en: str) -> FindingKind:
+        """Add a kind and return it.
+
+        Raises:
+            ValueError: a duplicate code, or templates with different fields.
+        """
+        entry = FindingKind(code, severity, vi, en)
+        if code in self._kinds or code in self._reserved:
+            raise ValueError(f"finding code {code!r} declared twice")
+        vi_fields = frozenset(f for _, f, _, _ in string.Formatter().parse(vi) if f)
+        if vi_fields != frozenset(f for _, f, _, _ in string.Formatter().parse(en) if f):
+            raise ValueError(f"finding {code!r}: Vietnamese and English templates use different fields")
+        self._kinds[code] = entry
+        return entry
 
 
-def _declare(code: str, severity: Severity, vi: str, en: str) -> FindingKind:
-    entry = FindingKind(code, severity, vi, en)
-    if code in _KINDS:  # pragma: no cover - guards the table below
-        raise ValueError(f"finding code {code!r} declared twice")
-    vi_fields = frozenset(f for _, f, _, _ in string.Formatter().parse(vi) if f)
-    if vi_fields != frozenset(f for _, f, _, _ in string.Formatter().parse(en) if f):
-        raise ValueError(f"finding {code!r}: Vietnamese and English templates use different fields")
-    _KINDS[code] = entry
-    return entry
-
+_TABLE = Catalogue()
+_declare = _TABLE.declare
 
 E, W, I = Severity.ERROR, Severity.WARNING, Severity.INFO  # noqa: E741 - table shorthand
 
@@ -263,7 +282,7 @@ ATTACHMENT_TYPE = _declare(
 
 del E, W, I
 
-CATALOGUE: Mapping[str, FindingKind] = MappingProxyType(_KINDS)
+CATALOGUE: Mapping[str, FindingKind] = _TABLE.view
 """Every finding code the format layer can produce, by code."""
 
 
@@ -278,4 +297,4 @@ def kind(code: str) -> FindingKind:
 
 def iter_kinds() -> Iterator[FindingKind]:
     """All catalogued kinds, in declaration order."""
-    return iter(_KINDS.values())
+    return iter(CATALOGUE.values())

@@ -1,0 +1,99 @@
+"""Composition: build the long-lived parts from settings, once (HOUSE.md module map).
+
+This is the only module that calls ``asyncio.run`` (through ``run``); every other piece of the
+gateway is a coroutine or a pure function that expects to be given what it needs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Coroutine
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any, TypeVar
+
+from gateway.clock import Clock, SystemClock
+from gateway.edxml.xmlsafe import XMLLimits
+from gateway.errors import ConfigError
+from gateway.settings import Settings
+from gateway.verify.directory import Directory, load_directory
+from gateway.verify.package import Verifier
+from gateway.verify.pdf import Examiner
+from gateway.verify.policy import Policy, load_policy
+from gateway.verify.trust import TrustStore
+
+__all__ = ["load_trust_store", "open_verifier", "policy_from_settings", "reload_policy", "run"]
+
+T = TypeVar("T")
+
+
+def run(main: Coroutine[Any, Any, T]) -> T:
+    """Run the top-level coroutine of a command on a fresh event loop."""
+    return asyncio.run(main)
+
+
+def load_trust_store(settings: Settings) -> TrustStore:
+    """The pinned trust anchors of ``[trust]``.
+
+    Raises:
+        ConfigError: no anchors configured, or an anchor that does not match its pin.
+    """
+    trust = settings.trust
+    if not trust.anchors:
+        raise ConfigError(
+            "no trust anchors configured: nothing could ever be verified as trusted",
+            hint='set [trust] anchors = ["...pem"] and anchor_sha256 = ["<SHA-256 of each>"] in gateway.toml '
+            "(a development PKI: gateway dev-pki DIR writes trust/anchors/ and its fingerprint)",
+        )
+    return TrustStore.load(trust.anchors, trust.anchor_sha256, trust.intermediates)
+
+
+def policy_from_settings(settings: Settings, explicit: Path | None = None) -> Policy:
+    """``explicit``, else ``[verify] policy``, else the built-in strict default."""
+    path = explicit or settings.verify.policy
+    return Policy() if path is None else load_policy(path)
+
+
+@asynccontextmanager
+async def open_verifier(
+    settings: Settings, *, policy: Policy | None = None, clock: Clock | None = None
+) -> AsyncIterator[Verifier]:
+    """A ready ``Verifier`` for the lifetime of the block (its HTTP session is closed after).
+
+    Raises:
+        ConfigError: trust anchors, policy or directory are missing or invalid.
+    """
+    clock = clock or SystemClock()
+    store = load_trust_store(settings)
+    directory = Directory() if settings.verify.directory is None else load_directory(settings.verify.directory)
+    examiner = Examiner(store, clock)
+    try:
+        yield Verifier(
+            examiner=examiner,
+            policy=policy or policy_from_settings(settings),
+            identity=settings.identity,
+            directory=directory,
+            limits=XMLLimits(max_bytes=settings.edxml.max_package_bytes, max_depth=settings.edxml.max_depth),
+            max_attachment_bytes=settings.edxml.max_attachment_bytes,
+            request_timeout=settings.verify.fetch_timeout_seconds,
+            clock=clock,
+        )
+    finally:
+        await examiner.aclose()
+
+
+def reload_policy(verifier: Verifier, settings: Settings, explicit: Path | None = None) -> Policy:
+    """Load the policy file again and use it for verifications that start from now on.
+
+    Verifications already running finish under the policy they started with; each verdict
+    records the hash of its own. An invalid file changes nothing (the old policy stays).
+
+    Returns:
+        The policy now in force.
+
+    Raises:
+        ConfigError: the file is invalid (the previous policy stays in force).
+    """
+    policy = policy_from_settings(settings, explicit)
+    verifier.replace_policy(policy)
+    return policy
