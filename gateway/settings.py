@@ -33,6 +33,7 @@ __all__ = [
     "EdxmlSettings",
     "IdentitySettings",
     "Settings",
+    "SignSettings",
     "TomlSource",
     "TrustSettings",
     "VerifySettings",
@@ -277,6 +278,41 @@ class VerifySettings:
 
 
 @dataclass(frozen=True)
+class SignSettings:
+    """``[sign]``: the organisation's key, the TSA, and how signatures look (Decree 30 App. I)."""
+
+    key: Literal["pkcs12", "pkcs11"] = "pkcs12"
+    """Where the organisation key lives."""
+    pkcs12: Path | None = None
+    """PKCS#12 file (``key = "pkcs12"``)."""
+    pkcs12_password_env: str | None = None
+    """Environment variable holding the PKCS#12 password (or use ``pkcs12_password_file``)."""
+    pkcs12_password_file: Path | None = None
+    pkcs11_module: Path | None = None
+    """PKCS#11 module (``key = "pkcs11"``), e.g. /usr/lib/softhsm/libsofthsm2.so."""
+    pkcs11_token_label: str | None = None
+    pkcs11_key_label: str | None = None
+    """Label of the private key (and of its certificate) on the token."""
+    pkcs11_pin_env: str | None = None
+    pkcs11_pin_file: Path | None = None
+    tsa_url: str | None = None
+    """RFC 3161 time-stamping service (the VGCA's: http://tsa.ca.gov.vn/). Required to seal."""
+    tsa_timeout_seconds: float = 180.0
+    """The VGCA TSA has been measured at 2-131 s (spec §5)."""
+    tsa_attempts: int = 3
+    tsa_concurrency: int = 4
+    b_lt: bool = False
+    """Also embed revocation data (DSS) for long-term validation (PAdES-B-LT)."""
+    seal_image: Path | None = None
+    """Red seal PNG with transparency, for the main document's organisation signature."""
+    seal_width_mm: float = 36.0
+    seal_height_mm: float = 36.0
+    """The seal's real size (Decree 30 App. I: drawn at actual size)."""
+    font: Path = Path("/usr/share/fonts/truetype/liberation2/LiberationSerif-Regular.ttf")
+    """Times-New-Roman-metric font with Vietnamese glyphs, embedded in text appearances."""
+
+
+@dataclass(frozen=True)
 class Settings:
     """The whole of ``gateway.toml``."""
 
@@ -284,6 +320,7 @@ class Settings:
     edxml: EdxmlSettings = field(default_factory=EdxmlSettings)
     trust: TrustSettings = field(default_factory=TrustSettings)
     verify: VerifySettings = field(default_factory=VerifySettings)
+    sign: SignSettings = field(default_factory=SignSettings)
 
 
 def settings_from_toml(text: str, source: Path | str) -> Settings:

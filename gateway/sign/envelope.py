@@ -15,7 +15,7 @@ The input is our own freshly built package; we parse it with the hardened parser
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal, cast
 
 from cryptography.hazmat.primitives.serialization import Encoding
 from lxml import etree
@@ -25,7 +25,7 @@ from signxml.signer import XMLSigner
 from gateway.edxml.names import DSIG_NS, local_name
 from gateway.edxml.xmlsafe import XMLLimits, XMLRejected, make_parser, parse_untrusted
 from gateway.errors import PermanentError
-from gateway.sign.keys import SigningKey
+from gateway.sign.keys import OrganisationKey
 
 __all__ = ["ALGORITHMS", "EnvelopeSigningError", "SignatureAlgorithm", "sign_envelope"]
 
@@ -78,7 +78,7 @@ def _header_of(root: etree._Element) -> etree._Element:
 
 def sign_envelope(
     package: bytes,
-    key: SigningKey,
+    key: OrganisationKey,
     *,
     algorithm: SignatureAlgorithm = "rsa-sha256",
     limits: XMLLimits | None = None,
@@ -87,7 +87,7 @@ def sign_envelope(
 
     Args:
         package: the package bytes as built by ``gateway.edxml.build``.
-        key: the organisation's key with its certificate chain.
+        key: the organisation's key (PKCS#12 or PKCS#11) with its certificate chain.
         algorithm: signature algorithm; ``rsa-sha1`` only for a legacy peer that needs it.
         limits: parser limits (defaults suit any package we build).
 
@@ -111,7 +111,9 @@ def sign_envelope(
     certs = [key.certificate, *key.chain]
     signed = _Signer(algorithm).sign(
         root,
-        key=key.private_key,
+        # signxml only calls key.sign(...) and reads key.key_size, so a token-backed key that
+        # never leaves its PKCS#11 token works as well as a cryptography key.
+        key=cast(Any, key.xml_key()),
         cert=[c.public_bytes(Encoding.PEM).decode() for c in certs],
         always_add_key_value=False,
     )

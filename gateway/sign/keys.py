@@ -1,8 +1,12 @@
 """The organisation's signing key: where it lives and how it is opened (once per process).
 
-This milestone supports a PKCS#12 file; the sealing milestone adds PKCS#11 tokens. Secrets
-never sit in a configuration file: the PKCS#12 password comes from an environment variable
-or from a file readable only by the gateway (``read_secret``).
+Two homes for the key: a PKCS#12 file (``SigningKey``, ``read_pkcs12``) and a PKCS#11 token (a
+USB token or an HSM, ``gateway.sign.pkcs11``). Both satisfy ``OrganisationKey``: the
+certificate and its intermediates, a pyHanko ``Signer`` for PDF signatures and a key object
+for the envelope's XMLDSig (anything with cryptography's ``sign(data, padding, algorithm)``,
+so a token key signs without ever leaving the token). Secrets never sit in a configuration
+file: passwords and PINs come from an environment variable or a file readable only by the
+gateway (``read_secret``).
 """
 
 from __future__ import annotations
@@ -10,17 +14,58 @@ from __future__ import annotations
 import os
 import stat
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
 
+from asn1crypto import keys as asn1_keys
+from asn1crypto import x509 as asn1_x509
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
-from cryptography.hazmat.primitives.serialization import pkcs12
+from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat, pkcs12
+from pyhanko.sign.signers import Signer, SimpleSigner
+from pyhanko_certvalidator.registry import SimpleCertificateStore
 
 from gateway.errors import ConfigError
 
-__all__ = ["SigningKey", "load_pkcs12", "read_pkcs12", "read_secret"]
+__all__ = ["OrganisationKey", "SigningKey", "XmlSigningKey", "load_pkcs12", "read_pkcs12", "read_secret"]
 
 PrivateKey = rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey
+
+
+class XmlSigningKey(Protocol):
+    """What signxml needs of a private key (cryptography's RSA/EC private-key interface)."""
+
+    @property
+    def key_size(self) -> int: ...
+
+    def sign(self, data: bytes, *args: Any, **kwargs: Any) -> bytes: ...
+
+
+@runtime_checkable
+class OrganisationKey(Protocol):
+    """The organisation's key, wherever it lives."""
+
+    @property
+    def certificate(self) -> x509.Certificate: ...
+
+    @property
+    def chain(self) -> tuple[x509.Certificate, ...]:
+        """Intermediates, nearest issuer first; the anchor is pinned, never taken from here."""
+        ...
+
+    @property
+    def source(self) -> str:
+        """Where the key lives, for messages (a path or a token label)."""
+        ...
+
+    def pdf_signer(self) -> Signer:
+        """The pyHanko signer (made once, reused for every document)."""
+        ...
+
+    def xml_key(self) -> XmlSigningKey:
+        """The key object signxml signs the envelope with."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -38,6 +83,24 @@ class SigningKey:
     def subject(self) -> str:
         """The certificate subject in RFC 4514 form."""
         return self.certificate.subject.rfc4514_string()
+
+    @cached_property
+    def _signer(self) -> Signer:
+        der = self.private_key.private_bytes(Encoding.DER, PrivateFormat.PKCS8, NoEncryption())
+        certs = [asn1_x509.Certificate.load(c.public_bytes(Encoding.DER)) for c in self.chain]
+        return SimpleSigner(
+            signing_cert=asn1_x509.Certificate.load(self.certificate.public_bytes(Encoding.DER)),
+            signing_key=asn1_keys.PrivateKeyInfo.load(der),
+            cert_registry=SimpleCertificateStore.from_certs(certs),  # type: ignore[no-untyped-call]
+        )
+
+    def pdf_signer(self) -> Signer:
+        """A pyHanko ``SimpleSigner`` with the chain embedded (built once per key)."""
+        return self._signer
+
+    def xml_key(self) -> XmlSigningKey:
+        """The cryptography key itself."""
+        return self.private_key
 
 
 def _order_chain(leaf: x509.Certificate, others: list[x509.Certificate]) -> tuple[x509.Certificate, ...]:
