@@ -83,8 +83,8 @@ run: deps $(VAR)/gateway.toml
 test: system-deps deps lint typecheck contracts unit
 
 lint: deps
-	$(BIN)/ruff check gateway tests
-	$(BIN)/ruff format --check gateway tests
+	$(BIN)/ruff check gateway tests bench
+	$(BIN)/ruff format --check gateway tests bench
 
 typecheck: deps
 	$(BIN)/mypy
