@@ -22,13 +22,23 @@ from asn1crypto import keys as asn1_keys
 from asn1crypto import x509 as asn1_x509
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.hazmat.primitives.asymmetric.padding import PKCS1v15
 from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat, pkcs12
 from pyhanko.sign.signers import Signer, SimpleSigner
 from pyhanko_certvalidator.registry import SimpleCertificateStore
+from pyhanko_certvalidator.util import get_pyca_cryptography_hash
 
 from gateway.errors import ConfigError
 
-__all__ = ["OrganisationKey", "SigningKey", "XmlSigningKey", "load_pkcs12", "read_pkcs12", "read_secret"]
+__all__ = [
+    "OrganisationKey",
+    "SigningKey",
+    "XmlSigningKey",
+    "load_pkcs12",
+    "order_chain",
+    "read_pkcs12",
+    "read_secret",
+]
 
 PrivateKey = rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey
 
@@ -67,6 +77,33 @@ class OrganisationKey(Protocol):
         """The key object signxml signs the envelope with."""
         ...
 
+    def close(self) -> None:
+        """Release the key (log out of a token); the process is shutting down."""
+        ...
+
+
+class _ParsedKeySigner(SimpleSigner):
+    """pyHanko's ``SimpleSigner``, signing with a key parsed once.
+
+    The stock signer turns its stored key back into a cryptography key for every signature,
+    and cryptography validates an RSA key on every load (about 37 ms for RSA-2048, on the event
+    loop). The usual mechanisms sign with the key we already hold; anything else goes the stock
+    way. RSA PKCS#1 v1.5 is deterministic, so both paths give the same bytes (tested).
+    """
+
+    def __init__(self, key: PrivateKey, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._key = key
+
+    def sign_raw(self, data: bytes, digest_algorithm: str) -> bytes:
+        mechanism = self.get_signature_mechanism_for_digest(digest_algorithm).signature_algo
+        digest = get_pyca_cryptography_hash(digest_algorithm)
+        if mechanism == "rsassa_pkcs1v15" and isinstance(self._key, rsa.RSAPrivateKey):
+            return self._key.sign(data, PKCS1v15(), digest)
+        if mechanism == "ecdsa" and isinstance(self._key, ec.EllipticCurvePrivateKey):
+            return self._key.sign(data, ec.ECDSA(digest))
+        return super().sign_raw(data, digest_algorithm)
+
 
 @dataclass(frozen=True)
 class SigningKey:
@@ -88,7 +125,8 @@ class SigningKey:
     def _signer(self) -> Signer:
         der = self.private_key.private_bytes(Encoding.DER, PrivateFormat.PKCS8, NoEncryption())
         certs = [asn1_x509.Certificate.load(c.public_bytes(Encoding.DER)) for c in self.chain]
-        return SimpleSigner(
+        return _ParsedKeySigner(
+            self.private_key,
             signing_cert=asn1_x509.Certificate.load(self.certificate.public_bytes(Encoding.DER)),
             signing_key=asn1_keys.PrivateKeyInfo.load(der),
             cert_registry=SimpleCertificateStore.from_certs(certs),  # type: ignore[no-untyped-call]
@@ -102,8 +140,11 @@ class SigningKey:
         """The cryptography key itself."""
         return self.private_key
 
+    def close(self) -> None:
+        """Nothing to release: the key lives in memory."""
 
-def _order_chain(leaf: x509.Certificate, others: list[x509.Certificate]) -> tuple[x509.Certificate, ...]:
+
+def order_chain(leaf: x509.Certificate, others: list[x509.Certificate]) -> tuple[x509.Certificate, ...]:
     """Order extra certificates issuer by issuer starting from the leaf; drop unrelated ones."""
     chain: list[x509.Certificate] = []
     current = leaf
@@ -141,7 +182,7 @@ def load_pkcs12(data: bytes, password: bytes | None, *, source: str = "PKCS#12")
         raise ConfigError("the PKCS#12 bundle holds no private key with its certificate", path=source)
     if not isinstance(key, rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey):
         raise ConfigError(f"unsupported key type {type(key).__name__}; use RSA or ECDSA", path=source)
-    return SigningKey(private_key=key, certificate=cert, chain=_order_chain(cert, list(extra)), source=source)
+    return SigningKey(private_key=key, certificate=cert, chain=order_chain(cert, list(extra)), source=source)
 
 
 def read_secret(*, env: str | None = None, file: Path | None = None) -> bytes:

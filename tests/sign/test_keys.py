@@ -54,3 +54,16 @@ def test_exactly_one_secret_source() -> None:
         read_secret()
     with pytest.raises(ConfigError, match="not both"):
         read_secret(env="X", file=Path("y"))
+
+
+def test_the_pdf_signer_signs_like_pyhanko_with_the_key_parsed_once(dev_pki: DevPKI) -> None:
+    """Same bytes as pyHanko's stock SimpleSigner (RSA PKCS#1 v1.5 is deterministic)."""
+    from pyhanko.sign.signers import SimpleSigner
+
+    key = load_pkcs12(dev_pki.pkcs12("org", b"pw"), b"pw")
+    ours = key.pdf_signer()
+    assert isinstance(ours, SimpleSigner)
+    stock = SimpleSigner(signing_cert=ours.signing_cert, signing_key=ours.signing_key, cert_registry=ours.cert_registry)
+    data = b"signed attributes, DER"
+    assert ours.sign_raw(data, "sha256") == stock.sign_raw(data, "sha256")
+    assert key.pdf_signer() is ours  # built once per key

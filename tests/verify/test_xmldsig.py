@@ -25,32 +25,11 @@ from gateway.edxml.xmlsafe import parse_untrusted
 from gateway.sign.envelope import EnvelopeSigningError, sign_envelope
 from gateway.verify.xmldsig import SignatureState, verify_envelope
 from tests.external import require
+from tests.samples import sdk_sample, unsigned_package
 from tests.verify.conftest import Chain
 
-SDK = Path(__file__).resolve().parents[2] / "tests" / "data" / "edxml" / "sdk"
-SHARED_SDK = Path(__file__).resolve().parents[3] / "shared" / "corpus" / "edxml-sdk-samples"
 Q = f"{{{QCVN_NS}}}"
 DS = f"{{{DSIG_NS}}}"
-
-
-def sdk_sample(name: str) -> bytes:
-    for folder in (SDK, SHARED_SDK):
-        if (folder / name).exists():
-            return (folder / name).read_bytes()
-    pytest.fail(f"SDK sample {name} not found in {SDK} or {SHARED_SDK}")
-
-
-def unsigned_package() -> bytes:
-    """The SDK-generated new-document package without its placeholder signature."""
-    root = parse_untrusted(sdk_sample("edoc_new.edxml"))
-    for signature in [e for e in root.iter() if isinstance(e.tag, str) and e.tag.endswith("}Signature")]:
-        parent = signature.getparent()
-        assert parent is not None
-        previous = signature.getprevious()
-        if previous is not None:
-            previous.tail = signature.tail
-        parent.remove(signature)
-    return etree.tostring(root.getroottree(), xml_declaration=True, encoding="UTF-8")
 
 
 @pytest.fixture(scope="module")
