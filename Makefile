@@ -54,7 +54,12 @@ $(VAR)/gateway.toml: config/gateway.toml $(VAR)/pki/pki.toml
 	   echo '[trust]'; \
 	   echo 'anchors = ["pki/trust/anchors/root.pem"]'; \
 	   printf 'anchor_sha256 = ["%s"]\n' "$$(sed 's/.*=//' $(VAR)/pki/trust/anchors/root.fingerprint)"; \
-	   echo 'intermediates = ["pki/trust/intermediates/intermediate.pem"]'; } > $@
+	   echo 'intermediates = ["pki/trust/intermediates/intermediate.pem"]'; \
+	   echo; echo '[sign]'; \
+	   echo 'pkcs12 = "pki/p12/org.p12"'; \
+	   echo 'pkcs12_password_file = "pki/p12/PASSWORD"'; \
+	   echo 'tsa_url = "http://127.0.0.1:8790/vgca-test/tsa/tsa"'; \
+	   echo 'seal_image = "../config/samples/con-dau-mau.png"'; } > $@
 
 $(VAR)/pki/pki.toml: | deps
 	@mkdir -p $(VAR)
@@ -67,13 +72,22 @@ run: deps $(VAR)/gateway.toml
 	  --sign-key $(VAR)/pki/p12/org.p12 --sign-pass-file $(VAR)/pki/p12/PASSWORD
 	@$(BIN)/gateway edxml inspect --config $(VAR)/gateway.toml $(VAR)/sample/cong-van-mau.edxml
 	@echo
-	@echo "Verifying it as a recipient would (its PDF carries no signature yet: sealing comes next):"
+	@echo "Verifying it as a recipient would (refused: its PDF is not signed, and it is addressed to others):"
 	@$(BIN)/gateway verify --config $(VAR)/gateway.toml $(VAR)/sample/cong-van-mau.edxml || true
 	@echo
-	@echo "The edXML core and the verification engine are ready; the mail service (gateway serve:"
-	@echo "SMTP/IMAP intake, sealing, relay to the DMS) comes with the next milestones. Meanwhile try:"
+	@echo "Sealing the sample PDF as a separate attachment and as a copy (the dev TSA runs meanwhile):"
+	@$(BIN)/gateway dev-pki serve $(VAR)/pki >$(VAR)/dev-pki.log 2>&1 & pki=$$!; sleep 2; \
+	 $(BIN)/gateway sign --config $(VAR)/gateway.toml config/samples/cong-van-mau.pdf --kind attachment \
+	   --doc-number 123/UBND-VP -o $(VAR)/sample/phu-luc-da-ky.pdf; \
+	 $(BIN)/gateway sign --config $(VAR)/gateway.toml config/samples/cong-van-mau.pdf --kind copy \
+	   --copy-type "SAO Y" -o $(VAR)/sample/sao-y.pdf; \
+	 kill $$pki; wait $$pki 2>/dev/null; true
+	@echo
+	@echo "The edXML core, verification and sealing are ready; the mail service (gateway serve:"
+	@echo "SMTP/IMAP intake, relay to the DMS, outbound queue) comes with the next milestone. Meanwhile try:"
 	@echo "  $(BIN)/gateway verify --config $(VAR)/gateway.toml --json tests/data/edxml/sdk/edoc_new.edxml"
 	@echo "  $(BIN)/gateway rules show"
+	@echo "  pdfsig -nocert $(VAR)/sample/sao-y.pdf"
 	@echo "  $(BIN)/gateway edxml status --for $(VAR)/sample/cong-van-mau.edxml --code 02 \\"
 	@echo "      --reason 'Chứng thư số đã bị thu hồi' --config $(VAR)/gateway.toml -o $(VAR)/sample/tu-choi.edxml"
 	@echo "  $(BIN)/gateway dev-pki serve $(VAR)/pki      # OCSP, CRLs and a TSA on 127.0.0.1:8790"

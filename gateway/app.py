@@ -9,20 +9,35 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Coroutine
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
+
+from cryptography import x509
 
 from gateway.clock import Clock, SystemClock
 from gateway.edxml.xmlsafe import XMLLimits
 from gateway.errors import ConfigError
 from gateway.settings import Settings
+from gateway.sign.keys import OrganisationKey
+from gateway.sign.openkey import open_organisation_key
+from gateway.sign.package import PackageSealer
+from gateway.sign.pdfseal import Sealer
 from gateway.verify.directory import Directory, load_directory
 from gateway.verify.package import Verifier
 from gateway.verify.pdf import Examiner
 from gateway.verify.policy import Policy, load_policy
 from gateway.verify.trust import TrustStore
 
-__all__ = ["load_trust_store", "open_verifier", "policy_from_settings", "reload_policy", "run"]
+__all__ = [
+    "Sealing",
+    "load_trust_store",
+    "open_sealing",
+    "open_verifier",
+    "policy_from_settings",
+    "reload_policy",
+    "run",
+]
 
 T = TypeVar("T")
 
@@ -54,6 +69,20 @@ def policy_from_settings(settings: Settings, explicit: Path | None = None) -> Po
     return Policy() if path is None else load_policy(path)
 
 
+def _verifier(settings: Settings, examiner: Examiner, policy: Policy, clock: Clock) -> Verifier:
+    directory = Directory() if settings.verify.directory is None else load_directory(settings.verify.directory)
+    return Verifier(
+        examiner=examiner,
+        policy=policy,
+        identity=settings.identity,
+        directory=directory,
+        limits=XMLLimits(max_bytes=settings.edxml.max_package_bytes, max_depth=settings.edxml.max_depth),
+        max_attachment_bytes=settings.edxml.max_attachment_bytes,
+        request_timeout=settings.verify.fetch_timeout_seconds,
+        clock=clock,
+    )
+
+
 @asynccontextmanager
 async def open_verifier(
     settings: Settings, *, policy: Policy | None = None, clock: Clock | None = None
@@ -65,21 +94,54 @@ async def open_verifier(
     """
     clock = clock or SystemClock()
     store = load_trust_store(settings)
-    directory = Directory() if settings.verify.directory is None else load_directory(settings.verify.directory)
     examiner = Examiner(store, clock)
     try:
-        yield Verifier(
-            examiner=examiner,
-            policy=policy or policy_from_settings(settings),
-            identity=settings.identity,
-            directory=directory,
-            limits=XMLLimits(max_bytes=settings.edxml.max_package_bytes, max_depth=settings.edxml.max_depth),
-            max_attachment_bytes=settings.edxml.max_attachment_bytes,
-            request_timeout=settings.verify.fetch_timeout_seconds,
-            clock=clock,
-        )
+        yield _verifier(settings, examiner, policy or policy_from_settings(settings), clock)
     finally:
         await examiner.aclose()
+
+
+@dataclass(frozen=True)
+class Sealing:
+    """What outbound sealing needs, open for the lifetime of a command or of the service."""
+
+    key: OrganisationKey
+    documents: Sealer
+    """Seals one PDF by its role (``gateway sign``)."""
+    packages: PackageSealer
+    """Seals a whole draft package and checks it as a recipient would (``gateway package seal``)."""
+
+
+@asynccontextmanager
+async def open_sealing(settings: Settings, *, clock: Clock | None = None) -> AsyncIterator[Sealing]:
+    """Open the organisation key (once), the sealer and the self-check verifier.
+
+    Raises:
+        ConfigError: key, TSA, seal image, trust anchors or policy are missing or invalid.
+    """
+    clock = clock or SystemClock()
+    store = load_trust_store(settings)
+    # The pinned store's intermediates complete a key file or token that lacks its chain.
+    intermediates = [x509.load_der_x509_certificate(c.dump()) for c in store.intermediates]
+    key = open_organisation_key(settings.sign, intermediates=intermediates)
+    examiner = Examiner(store, clock)
+    policy = policy_from_settings(settings)
+    sealer: Sealer | None = None
+    try:
+        sealer = Sealer(key, settings.sign, examiner, policy, clock, trust=store)
+        packages = PackageSealer(
+            sealer=sealer,
+            key=key,
+            verifier=_verifier(settings, examiner, policy, clock),
+            identity=settings.identity,
+            algorithm=settings.edxml.signature_algorithm,
+        )
+        yield Sealing(key, sealer, packages)
+    finally:
+        if sealer is not None:
+            await sealer.aclose()
+        await examiner.aclose()
+        key.close()
 
 
 def reload_policy(verifier: Verifier, settings: Settings, explicit: Path | None = None) -> Policy:

@@ -69,6 +69,8 @@ class TransientError(GatewayError):
     """Something outside us is not available now (disk full, OCSP/TSA down). Retry later."""
 
     smtp_reply = "451 4.3.0 Temporary local problem; try again later"
+    exit_status = 3
+    """Like a deferred verdict: the same command may succeed later."""
 
 
 class PermanentError(GatewayError):

@@ -28,7 +28,10 @@ PINNED = {
         "load_directory", "load_policy", "read_package", "verify_envelope", "verify_package",
     },
     "gateway.sign": {
-        "EnvelopeSigningError", "SigningKey", "load_pkcs12", "read_pkcs12", "read_secret", "sign_envelope",
+        "COPY_TYPES", "DraftRefused", "EnvelopeSigningError", "OrganisationKey", "PackageSealer", "Pkcs11Key",
+        "SealKind", "SealRequest", "Sealer", "SealingDeferred", "SealingRefused", "SelfCheckFailed", "SigningKey",
+        "TsaClient", "TsaUnavailable", "load_pkcs12", "open_organisation_key", "read_pkcs12", "read_secret",
+        "sign_envelope",
     },
     "gateway.cli": {"app", "main"},
 }  # fmt: skip

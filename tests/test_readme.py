@@ -14,7 +14,8 @@ README = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding=
 
 
 def row(kind: FindingKind) -> str:
-    cells = [f"`{kind.code}`", DEFAULT_ACTIONS[kind.code].value, kind.vi.replace("|", "\\|"), kind.en.replace("|", "\\|")]
+    vi, en = (text.replace("|", "\\|") for text in (kind.vi, kind.en))
+    cells = [f"`{kind.code}`", DEFAULT_ACTIONS[kind.code].value, vi, en]
     return "| " + " | ".join(cells) + " |"
 
 

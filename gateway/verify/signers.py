@@ -4,8 +4,9 @@ An organisation certificate is one the admin's policy recognises: by a certifica
 OID (``[signers] organisation_policy_oids``) or by a pattern on the subject
 (``organisation_subject_patterns``); a person certificate by ``person_policy_oids``. VGCA's own
 OIDs are not public knowledge (spec §1.2 [U]), so when the policy names no rule at all, the
-roles follow the order Decree 30 prescribes: the authorised person signs first and the clerk
-applies the organisation's signature last. That fallback is stated in every report that used it.
+roles follow the order Decree 30 prescribes: on the main document the authorised person signs
+first and the clerk applies the organisation's signature last; a separate attachment file carries
+the organisation's signature only (Appendix I), so its last valid signature is the organisation's.
 """
 
 from __future__ import annotations
@@ -52,8 +53,9 @@ def document_roles(pdf: PdfFacts, policy: SignerPolicy) -> dict[int, Role]:
 
     With recognition rules configured, each certificate is classified on its own (a
     certificate that is not recognised as an organisation's counts as a person's). Without
-    any, among the signatures that hold, the first is the person's and the last (when made with
-    another certificate) the organisation's.
+    any, among the signatures that hold: on the main document the first is the person's and the
+    last (when made with another certificate) the organisation's; on a separate attachment the
+    last is the organisation's.
     """
     if _configured(policy):
         roles: dict[int, Role] = {}
@@ -63,9 +65,14 @@ def document_roles(pdf: PdfFacts, policy: SignerPolicy) -> dict[int, Role]:
         return roles
     holding = [s for s in pdf.signatures if signature_holds(s)]
     roles = {s.index: "unknown" for s in pdf.signatures}
-    if holding:
-        roles[holding[0].index] = "person"
-        last = holding[-1]
-        if last.signer is not None and holding[0].signer is not None and last.signer.sha256 != holding[0].signer.sha256:
-            roles[last.index] = "organisation"
+    if not holding:
+        return roles
+    last = holding[-1]
+    if not pdf.is_main:
+        # Separate attachment files carry only the organisation's signature (Appendix I).
+        roles[last.index] = "organisation"
+        return roles
+    roles[holding[0].index] = "person"
+    if last.signer is not None and holding[0].signer is not None and last.signer.sha256 != holding[0].signer.sha256:
+        roles[last.index] = "organisation"
     return roles

@@ -359,6 +359,12 @@ def test_without_recognition_rules_the_signing_order_decides() -> None:
     assert codes(context(same_key_twice, policy=policy)) == ["org-signature-missing"]
 
 
+def test_without_recognition_rules_an_attachment_is_signed_by_the_organisation() -> None:
+    policy = Policy(signers=SignerPolicy())
+    appendix = pdf(signature(1, signer=certificate("B", oid="")), name="phu-luc.pdf", is_main=False)
+    assert codes(context(pdf(), appendix, policy=policy)) == []
+
+
 def test_organisation_recognised_by_subject_pattern() -> None:
     policy = Policy(signers=SignerPolicy(organisation_subject_patterns=("^CN=UBND ",)))
     doc = pdf(
