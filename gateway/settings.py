@@ -30,10 +30,18 @@ from gateway.clock import VN_TZ
 from gateway.errors import ConfigError
 
 __all__ = [
+    "AxisSettings",
+    "DmsSettings",
     "EdxmlSettings",
+    "HttpSettings",
+    "ImapSettings",
     "IdentitySettings",
+    "QueueSettings",
     "Settings",
     "SignSettings",
+    "SmtpSettings",
+    "StoreSettings",
+    "SubmissionSettings",
     "TomlSource",
     "TrustSettings",
     "VerifySettings",
@@ -313,6 +321,103 @@ class SignSettings:
 
 
 @dataclass(frozen=True)
+class StoreSettings:
+    """``[store]``: the receipt log and work queue, and the spool of original mails."""
+
+    url: str = "sqlite+aiosqlite:///var/gateway.db"
+    """SQLAlchemy URL; a relative SQLite path is relative to the configuration file."""
+    spool: Path = Path("var/spool")
+
+
+@dataclass(frozen=True)
+class SmtpSettings:
+    """``[smtp]``: the listener for packages from the axis (or as a Postfix content filter)."""
+
+    listen: str = "127.0.0.1:2525"
+    hostname: str = "localhost"
+    local_recipients: tuple[str, ...] = ()
+    """RCPT for any other address is refused (550); empty: any recipient."""
+    max_message_bytes: int = 64 * 1024 * 1024
+    inline_verdict_seconds: float = 0.0
+    """Wait this long for a verdict before answering DATA; a refusal then gets 550 in the dialogue."""
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+
+
+@dataclass(frozen=True)
+class SubmissionSettings:
+    """``[submission]``: the listener for drafts from the DMS."""
+
+    listen: str = "127.0.0.1:5870"
+    hostname: str = "localhost"
+    max_message_bytes: int = 64 * 1024 * 1024
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    users_file: Path | None = None
+    """``user:scrypt-hash`` lines; AUTH PLAIN/LOGIN is offered over TLS only."""
+    allow_networks: tuple[str, ...] = ("127.0.0.1/32", "::1/128")
+    """Clients in these networks may submit without AUTH."""
+
+
+@dataclass(frozen=True)
+class ImapSettings:
+    """``[imap]``: an agency mailbox the axis delivers to (optional)."""
+
+    host: str | None = None
+    port: int = 993
+    security: Literal["tls", "starttls", "none"] = "tls"
+    user: str | None = None
+    password_env: str | None = None
+    password_file: Path | None = None
+    mailbox: str = "INBOX"
+    done_mailbox: str = "Processed"
+    idle_renew_seconds: float = 1500.0
+    """Re-issue IDLE before servers drop it (RFC 2177: 29 minutes)."""
+    timeout_seconds: float = 60.0
+
+
+@dataclass(frozen=True)
+class DmsSettings:
+    """``[dms]``: where accepted packages go."""
+
+    target: str = "maildir:var/dms"
+    """``maildir:PATH``, ``smtp://host:port`` or ``lmtp://host:port``."""
+    recipients: tuple[str, ...] = ()
+    """The DMS mailbox(es) for SMTP/LMTP delivery."""
+    notify: str | None = None
+    """Where failure notices about outbound documents go."""
+
+
+@dataclass(frozen=True)
+class AxisSettings:
+    """``[axis]``: where sealed outbound packages and notices are relayed."""
+
+    relay: str = "maildir:var/axis"
+    """``smtp://host:port`` or ``maildir:PATH`` (a local sink)."""
+    mail_from: str = "gateway@localhost"
+
+
+@dataclass(frozen=True)
+class QueueSettings:
+    """``[queue]``: workers, retries, give-up ages."""
+
+    workers: int = 4
+    retry_initial_seconds: float = 60.0
+    retry_max_seconds: float = 3600.0
+    give_up_hours: float = 48.0
+    """Outbound: after this long without a 2xx, failed and a notice to the DMS."""
+    defer_max_age_hours: float = 24.0
+    """Deferred verdicts older than this go to hold for an admin (never accepted blind)."""
+
+
+@dataclass(frozen=True)
+class HttpSettings:
+    """``[http]``: health endpoint now, the archivist API later."""
+
+    listen: str = "127.0.0.1:8025"
+
+
+@dataclass(frozen=True)
 class Settings:
     """The whole of ``gateway.toml``."""
 
@@ -321,6 +426,14 @@ class Settings:
     trust: TrustSettings = field(default_factory=TrustSettings)
     verify: VerifySettings = field(default_factory=VerifySettings)
     sign: SignSettings = field(default_factory=SignSettings)
+    store: StoreSettings = field(default_factory=StoreSettings)
+    smtp: SmtpSettings = field(default_factory=SmtpSettings)
+    submission: SubmissionSettings = field(default_factory=SubmissionSettings)
+    imap: ImapSettings = field(default_factory=ImapSettings)
+    dms: DmsSettings = field(default_factory=DmsSettings)
+    axis: AxisSettings = field(default_factory=AxisSettings)
+    queue: QueueSettings = field(default_factory=QueueSettings)
+    http: HttpSettings = field(default_factory=HttpSettings)
 
 
 def settings_from_toml(text: str, source: Path | str) -> Settings:

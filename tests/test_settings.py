@@ -48,7 +48,7 @@ def test_unknown_table_points_at_its_header() -> None:
     error = settings_error("[identity]\norgan_name = 'VP'\n\n[verifyy]\npolicy = 'x'\n")
     assert "unknown key 'verifyy' in the top level" in str(error)
     assert error.line == 4
-    assert error.hint == "valid keys: edxml, identity, sign, trust, verify"
+    assert error.hint == "valid keys: axis, dms, edxml, http, identity, imap, queue, sign, smtp, store, submission, trust, verify"
 
 
 @pytest.mark.parametrize(
