@@ -1,0 +1,39 @@
+"""The pipeline's only ways out: to the DMS and to mail servers (HOUSE.md rule 3).
+
+Implementations live at the edges (``gateway.inbound.deliver``, ``gateway.outbound.send``);
+unit tests use in-memory twins, integration tests real sockets. Errors carry their meaning:
+``TransientError`` (4xx, network, disk: retry later) or ``PermanentError`` (5xx: give up).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Protocol
+
+__all__ = ["Deliverer", "Sender"]
+
+
+class Deliverer(Protocol):
+    """Hands accepted mail to the DMS."""
+
+    async def deliver(self, mail: bytes, *, key: str) -> None:
+        """Deliver ``mail``; ``key`` identifies it, so that a replay after a crash is harmless.
+
+        Raises:
+            TransientError: the DMS is not reachable now.
+            PermanentError: the DMS refuses the mail for good.
+        """
+        ...
+
+
+class Sender(Protocol):
+    """Sends mail to the axis, to senders and to the DMS's notice address."""
+
+    async def send(self, mail: bytes, *, mail_from: str, rcpt_to: Sequence[str]) -> str:
+        """Send ``mail``; returns the server's final reply (e.g. ``250 2.0.0 Ok``).
+
+        Raises:
+            TransientError: a 4xx reply or a network error (retry later).
+            PermanentError: a 5xx reply (give up).
+        """
+        ...
