@@ -114,3 +114,4 @@ clean:
 
 bench: deps
 	$(BIN)/python -m bench.verify_bench
+	$(BIN)/python -m bench.sign_bench

@@ -44,6 +44,8 @@ class DelayingRelay:
 
     def __init__(self, listener: socket.socket, upstream: tuple[str, int], delay: float = 0.0) -> None:
         self.delay = delay
+        self.connections = 0
+        """Connections accepted so far (one per request: the server answers HTTP/1.0)."""
         self._listener = listener
         self._upstream = upstream
         self._threads: set[threading.Thread] = set()
@@ -64,6 +66,7 @@ class DelayingRelay:
                     client.close()
                     return
                 self._threads.add(thread)
+                self.connections += 1
             thread.start()
 
     def _serve(self, client: socket.socket) -> None:
