@@ -1,0 +1,320 @@
+"""The work queue and receipt log: :class:`Store` (design note §3 and §4).
+
+Every change runs inside a write transaction that also appends its journal events (``journal``),
+so a crash leaves either the change and its record or neither. Within a process all writes go
+through one writer task that commits whatever is waiting together (``session``: group commit);
+between processes, writers are serialised by SQLite's ``BEGIN IMMEDIATE``, or on PostgreSQL by
+the row locks of the claim (``FOR UPDATE SKIP LOCKED``) and of the chain head.
+
+Reads (``get``, ``list``, ``verify_chain``) use a deferred transaction: in WAL mode they see a
+consistent snapshot and never wait for a writer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime
+from typing import Any, TypeAlias
+
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from gateway.clock import Clock, require_aware
+from gateway.errors import ConfigError
+from gateway.store import journal, reads, replay, writes
+from gateway.store.db import create_engine, is_memory, prepare_sqlite_file
+from gateway.store.migrate import current_revision, head_revision, upgrade
+from gateway.store.records import ChainCheck, Intake, JournalView, MessageView, StatusEventView, check_text
+from gateway.store.session import Transactions
+from gateway.store.tables import KINDS
+
+__all__ = ["Store"]
+
+Views: TypeAlias = list[MessageView]
+
+
+class Store:
+    """The receipt log and work queue (one per process; every method is a coroutine).
+
+    Build it with :meth:`open`; close it with :meth:`close` (or ``async with``).
+    """
+
+    def __init__(self, engine: AsyncEngine, *, clock: Clock, memory: bool = False) -> None:
+        self._tx = Transactions(engine, clock=clock, memory=memory)
+
+    @classmethod
+    async def open(cls, url: str, *, clock: Clock, migrate: bool = True) -> Store:
+        """Connect to ``url`` and (by default) upgrade the schema to head.
+
+        Args:
+            url: a SQLAlchemy async URL, already resolved (see ``db.resolve_url``).
+            clock: the time source for every recorded time.
+            migrate: ``False`` for read-only tools, which then refuse a database not at head.
+
+        Raises:
+            ConfigError: the URL is unusable, or (``migrate=False``) there is no database file or
+                its schema is not at head.
+            TransientError: the database cannot be reached or upgraded now.
+        """
+        prepare_sqlite_file(url, create=migrate)
+        engine = create_engine(url)
+        try:
+            if migrate:
+                await upgrade(engine)
+            else:
+                await _require_head(engine)
+        except BaseException:
+            await engine.dispose()
+            raise
+        return cls(engine, clock=clock, memory=is_memory(url))
+
+    async def close(self) -> None:
+        """Let running transactions finish, then close every connection (SQLite checkpoints the WAL)."""
+        await self._tx.close()
+
+    async def __aenter__(self) -> Store:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    @property
+    def engine(self) -> AsyncEngine:
+        """The engine (for tools and tests; the API above is the contract)."""
+        return self._tx.engine
+
+    # ------------------------------------------------------------------ writes
+
+    async def record_intake(self, intake: Intake) -> MessageView:
+        """Record a new work item in state ``incoming`` (journal ``received``); committed on return.
+
+        ``received_at`` is the system receive time, taken now (design note §4).
+
+        Raises:
+            AlreadyRecorded: its ``imap_key`` or (``document_id``, ``recipient``) send key exists.
+            NotFound: ``parent_id`` names no work item.
+            TransientError: the database is unavailable (``StorageFull``: full).
+        """
+
+        async def work(tx: writes.Tx) -> MessageView:
+            return await writes.insert_intake(tx, intake)
+
+        return await self._tx.write(work)
+
+    async def claim(self, kinds: Iterable[str], now: datetime | None = None, limit: int = 1) -> Views:
+        """Take due work: ``incoming``, and ``deferred`` whose ``next_attempt_at <= now``, to ``active``.
+
+        Atomic: each item goes to exactly one claimer, however many claim at once. Each claim
+        counts one attempt and is journaled.
+
+        Args:
+            kinds: work item kinds to take.
+            now: the due time (default: the clock's now).
+            limit: at most this many items, oldest first.
+
+        Returns:
+            The claimed items, as they are now (``active``).
+        """
+        wanted = sorted(set(kinds))
+        unknown = [k for k in wanted if k not in KINDS]
+        if unknown or limit < 1:
+            raise ValueError(f"claim needs known kinds and a positive limit (got {unknown or limit})")
+        if now is not None:
+            require_aware(now)
+
+        async def work(tx: writes.Tx) -> Views:
+            return await writes.claim(tx, wanted, tx.at if now is None else now, limit)
+
+        return await self._tx.write(work)
+
+    async def transition(
+        self,
+        id: int,
+        to_state: str,
+        *,
+        reason: str,
+        event: str = "transition",
+        expect: str | Iterable[str] | None = None,
+        children: Sequence[Intake] = (),
+        **fields: Any,
+    ) -> MessageView:
+        """Move a work item to ``to_state`` and set columns, journaling both.
+
+        Args:
+            id: the work item.
+            to_state: one of the states of design note §3 (terminal ones by kind).
+            reason: why, for the journal and operators.
+            event: the journal event (``transition``, or ``delivered``/``sent``/``released``).
+            expect: the state(s) the item must be in now (a worker passes ``"active"``).
+            children: new work items created in the same transaction (a sealed submission's
+                sends, a verdict's notices); their ``parent_id`` is ``id``.
+            fields: columns to set (``records.UPDATABLE``), validated.
+
+        Raises:
+            NotFound: no such item.
+            InvalidTransition: from a terminal state, to a terminal state of another kind, or
+                not in ``expect``.
+            AlreadyRecorded: a child's unique key exists (nothing is changed).
+            ValueError: an unknown state, event or column, or a bad value.
+        """
+
+        async def work(tx: writes.Tx) -> MessageView:
+            await writes.change(tx, id, to_state, reason=reason, event=event, expect=expect, fields=fields)
+            await writes.spawn(tx, id, children)
+            return await writes.fetch(tx.conn, id)
+
+        return await self._tx.write(work)
+
+    async def record_verdict(
+        self,
+        id: int,
+        report: Mapping[str, Any],
+        *,
+        verdict: str,
+        indication: str | None = None,
+        findings: Sequence[Mapping[str, Any]] = (),
+        policy_sha256: str | None = None,
+        to_state: str | None = None,
+        reason: str = "verdict",
+        children: Sequence[Intake] = (),
+        **fields: Any,
+    ) -> MessageView:
+        """Store a verification verdict (journal ``verdict`` with the report's SHA-256).
+
+        Optionally moves the item (``to_state``) and creates the notices the verdict causes
+        (``children``) in the same transaction (design note §3).
+
+        Args:
+            id: the work item.
+            report: ``VerificationReport.to_json()``, kept whole in ``report``.
+            verdict: the bottom line; ``indication``, ``findings``, ``policy_sha256`` the summary.
+            to_state: where the item goes now, if anywhere (``reason`` says why).
+            children: notices to create, as in :meth:`transition`.
+            fields: further summary columns (``document_id``, ``from_organ``, ``code``…).
+
+        Raises:
+            Like :meth:`transition`.
+        """
+        check_text("verdict", verdict, limit=32)
+        summary = {"verdict": verdict, "indication": indication, "findings": list(findings), "report": dict(report)}
+        summary["policy_sha256"] = policy_sha256
+
+        async def work(tx: writes.Tx) -> MessageView:
+            await writes.verdict(tx, id, {**summary, **fields})
+            if to_state is not None:
+                await writes.change(tx, id, to_state, reason=reason, event="transition", expect=None, fields={})
+            await writes.spawn(tx, id, children)
+            return await writes.fetch(tx.conn, id)
+
+        return await self._tx.write(work)
+
+    async def defer(self, id: int, until: datetime, error: str) -> MessageView:
+        """Park an item until ``until`` (infrastructure trouble); ``claim`` takes it again then.
+
+        Raises:
+            Like :meth:`transition`.
+        """
+        return await self.transition(id, "deferred", reason=error, next_attempt_at=until, last_error=error)
+
+    async def hold(self, id: int, reason: str) -> MessageView:
+        """Stop an item for an admin (HOUSE.md rule 13: never to the floor).
+
+        Raises:
+            Like :meth:`transition`.
+        """
+        return await self.transition(id, "hold", reason=reason, last_error=reason)
+
+    async def recover_active(self) -> int:
+        """At start: put every ``active`` item back to ``incoming`` (a crash left it half done).
+
+        Returns:
+            How many were recovered.
+        """
+        return await self._tx.write(writes.recover)
+
+    async def add_status_event(
+        self,
+        message_id: int,
+        status_code: str,
+        *,
+        description: str | None = None,
+        reported_at: datetime | None = None,
+        from_organ: str | None = None,
+        inbound_id: int | None = None,
+    ) -> StatusEventView:
+        """Add a step to an outbound document's status trail (journal ``status``).
+
+        Raises:
+            NotFound: ``message_id`` or ``inbound_id`` names no work item.
+            ValueError: a bad value.
+        """
+
+        async def work(tx: writes.Tx) -> StatusEventView:
+            return await writes.status_event(
+                tx,
+                message_id,
+                status_code,
+                description=description,
+                reported_at=reported_at,
+                from_organ=from_organ,
+                inbound_id=inbound_id,
+            )
+
+        return await self._tx.write(work)
+
+    # ------------------------------------------------------------------ reads
+
+    async def get(self, id: int) -> MessageView | None:
+        """The work item ``id``, or ``None``."""
+        return await self._tx.read(lambda conn: reads.get(conn, id))
+
+    async def find_outbound(self, document_id: str) -> MessageView | None:
+        """Our outbound document with this DocumentId: its submission, else its first send."""
+        return await self._tx.read(lambda conn: reads.find_outbound(conn, document_id))
+
+    async def status_events(self, message_id: int) -> list[StatusEventView]:
+        """The status trail of one outbound item, oldest first."""
+        return await self._tx.read(lambda conn: reads.status_trail(conn, message_id))
+
+    async def history(self, id: int) -> list[JournalView]:
+        """Every journal row about one work item, in order."""
+        return await self._tx.read(lambda conn: journal.history(conn, id))
+
+    async def verify_chain(self) -> ChainCheck:
+        """Recompute the journal's hash chain, then replay it against every work item's row.
+
+        One read transaction: the chain and the rows are checked in the same snapshot
+        (``gateway log verify-chain``).
+        """
+
+        async def work(conn: AsyncConnection) -> ChainCheck:
+            return replay.combine(await journal.verify(conn), await replay.check_rows(conn))
+
+        return await self._tx.read(work)
+
+    async def list(
+        self,
+        *,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        direction: str | None = None,
+        state: str | None = None,
+        kind: str | None = None,
+        parent_id: int | None = None,
+        limit: int = 100,
+    ) -> Views:
+        """Work items, newest first, filtered by receive time (``since <= received_at < until``).
+
+        Raises:
+            ValueError: an unknown state or kind, a naive time, or a limit below 1.
+        """
+        query = reads.list_query(
+            since=since, until=until, direction=direction, state=state, kind=kind, parent_id=parent_id, limit=limit
+        )
+        return await self._tx.read(lambda conn: reads.list_messages(conn, query))
+
+
+async def _require_head(engine: AsyncEngine) -> None:
+    current, head = await current_revision(engine), head_revision()
+    if current != head:
+        found = "an empty database" if current is None else f"revision {current}"
+        raise ConfigError(f"the store is {found}, this gateway needs {head}", hint="run `gateway db upgrade`")

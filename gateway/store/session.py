@@ -1,0 +1,225 @@
+"""Running the store's transactions: one writer, group commit, whole or not at all, even when cancelled.
+
+Rules every transaction follows:
+
+* writes go through one writer task per process. It takes every write request waiting (up to
+  ``MAX_BATCH``) and runs them one after the other in ONE transaction, then appends all their
+  journal events and commits once: one ``BEGIN``/``COMMIT``/``fsync`` and one chain append for
+  many SMTP intakes ("group commit", as databases do for their own logs). When a request fails
+  (bad input, a taken key), the transaction is rolled back, that caller gets the error and the
+  others run again without it: they commit exactly as if each had run alone, in order. Database
+  trouble fails the whole batch;
+* a write transaction starts with ``BEGIN IMMEDIATE`` on SQLite (``db.py``) and ends by
+  appending its journal events (``journal.append``): a change and its record commit together;
+* once queued, a write runs to its end whatever happens to its caller: cancelling the caller
+  (an SMTP client gone, shutdown) cannot leave a connection half way through a statement holding
+  the database's write lock. The caller sees ``CancelledError``; the change commits or not as it
+  would have. ``close`` waits for the writer and for reads still running;
+* driver errors become what the edges understand: ``TransientError`` (``StorageFull`` when the
+  disk is full), ``StoreError`` for a refused constraint, ``ValueError`` for a refused value.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager, nullcontext
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from sqlalchemy.exc import DBAPIError, IntegrityError, StatementError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from gateway.clock import Clock
+from gateway.errors import TransientError
+from gateway.store import journal
+from gateway.store.db import BEGIN_OPTION, translate_db_error
+from gateway.store.records import StoreError
+from gateway.store.writes import Tx
+
+__all__ = ["MAX_BATCH", "Transactions", "translate"]
+
+T = TypeVar("T")
+MAX_BATCH = 64
+"""Most write requests committed together (bounds the time a batch holds the write lock)."""
+
+
+def _unwrap(exc: StatementError) -> Exception:
+    # A value refused while binding (a naive datetime, UTCDateTime): the caller's mistake, as is.
+    if isinstance(exc.orig, ValueError | TypeError):
+        return exc.orig
+    return StoreError(f"the statement failed ({exc.orig})")
+
+
+def translate(exc: BaseException) -> BaseException:
+    """The error a caller should see for ``exc`` (driver errors translated, others as they are)."""
+    new: BaseException
+    if isinstance(exc, IntegrityError):
+        new = StoreError(f"the database refused the change ({exc.orig})")
+    elif isinstance(exc, DBAPIError):
+        new = translate_db_error(exc)
+    elif isinstance(exc, StatementError):
+        new = _unwrap(exc)
+    elif isinstance(exc, OSError):
+        new = TransientError(f"database unavailable: {exc}")
+    else:
+        return exc
+    if new is not exc:
+        new.__cause__ = exc
+    return new
+
+
+@asynccontextmanager
+async def _translated() -> AsyncIterator[None]:
+    try:
+        yield
+    except (StatementError, OSError) as exc:
+        raise translate(exc) from exc
+
+
+@dataclass
+class _Request:
+    work: Callable[[Tx], Awaitable[Any]]
+    future: asyncio.Future[Any]
+
+
+class _RollBack(Exception):
+    """One request of a batch failed: roll the transaction back and run the others again."""
+
+
+def _broken(exc: Exception) -> bool:
+    # Database trouble spoils the whole transaction; a request's own failure (bad input, a
+    # taken key, a refused constraint) spoils only that request.
+    return isinstance(exc, DBAPIError | OSError) and not isinstance(exc, IntegrityError)
+
+
+def _settle(future: asyncio.Future[Any], *, result: Any = None, error: BaseException | None = None) -> None:
+    if future.done():  # pragma: no cover - each request is settled once
+        return
+    if error is None:
+        future.set_result(result)
+    else:
+        future.set_exception(error)
+
+
+def _retrieve(future: asyncio.Future[Any]) -> None:
+    # Mark the outcome as seen: a cancelled caller no longer will, and asyncio would complain.
+    if not future.cancelled():
+        future.exception()
+
+
+class Transactions:
+    """Runs read and write transactions on one engine (see the module docstring).
+
+    Args:
+        engine: the store's engine.
+        clock: gives each write transaction its time.
+        memory: an in-memory SQLite database (one shared connection: readers queue too).
+    """
+
+    def __init__(self, engine: AsyncEngine, *, clock: Clock, memory: bool) -> None:
+        self.engine = engine
+        self._clock = clock
+        # An in-memory database is one shared connection: the writer and readers take turns.
+        self._connection_lock = asyncio.Lock() if memory else None
+        self._waiting: deque[_Request] = deque()
+        self._writer: asyncio.Task[None] | None = None
+        self._reads: set[asyncio.Task[Any]] = set()
+
+    async def write(self, work: Callable[[Tx], Awaitable[T]]) -> T:
+        """Run ``work`` in a write transaction (possibly shared with other requests, see above).
+
+        Raises:
+            Whatever ``work`` raises (none of its changes is committed), or the translated
+            driver errors.
+        """
+        future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
+        future.add_done_callback(_retrieve)
+        self._waiting.append(_Request(work, future))
+        if self._writer is None:
+            self._writer = asyncio.create_task(self._drain())
+        return await asyncio.shield(future)
+
+    async def _drain(self) -> None:
+        try:
+            while self._waiting:
+                batch = [self._waiting.popleft() for _ in range(min(MAX_BATCH, len(self._waiting)))]
+                await self._commit(batch)
+        finally:
+            # No await between the last emptiness check and this: a new request starts a new writer.
+            self._writer = None
+
+    async def _commit(self, batch: list[_Request]) -> None:
+        # Optimistic: no savepoints (two statements each). When a request fails, the whole
+        # transaction is rolled back, that request gets its error, and the rest run again.
+        pending = list(batch)
+        while pending:
+            failed = await self._attempt(pending)
+            if failed is None:
+                return
+            pending.remove(failed)
+
+    async def _attempt(self, pending: list[_Request]) -> _Request | None:
+        results: list[Any] = []
+        culprit: tuple[_Request, Exception] | None = None
+        try:
+            async with self._connection_lock or nullcontext(), self.engine.connect() as conn:
+                await conn.execution_options(**{BEGIN_OPTION: "IMMEDIATE"})
+                async with conn.begin():
+                    # The time is taken with the write lock held: journal times never go backwards.
+                    at = self._clock.now()
+                    events: list[journal.PendingEvent] = []
+                    for request in pending:
+                        tx = Tx(conn, at)
+                        try:
+                            results.append(await request.work(tx))
+                        except Exception as exc:
+                            if _broken(exc):
+                                raise
+                            culprit = (request, exc)
+                            raise _RollBack from exc
+                        events.extend(tx.events)
+                    await journal.append(conn, events)  # last: see journal.py's invariants
+        except _RollBack:
+            assert culprit is not None  # noqa: S101 - set right before _RollBack
+            request, error = culprit
+            _settle(request.future, error=translate(error))
+            return request
+        except Exception as exc:
+            failure = translate(exc)
+            for request in pending:
+                _settle(request.future, error=failure)
+            return None
+        except BaseException:
+            # The writer itself is cancelled (the loop is shutting down): so are its requests.
+            for request in pending:
+                request.future.cancel()
+            raise
+        for request, result in zip(pending, results, strict=True):
+            _settle(request.future, result=result)
+        return None
+
+    async def read(self, work: Callable[[AsyncConnection], Awaitable[T]]) -> T:
+        """Run ``work`` in a read transaction (a consistent snapshot; never waits for writers in WAL).
+
+        Raises:
+            Whatever ``work`` raises, or the translated driver errors.
+        """
+
+        async def run() -> T:
+            lock = self._connection_lock or nullcontext()
+            async with lock, _translated(), self.engine.connect() as conn, conn.begin():
+                return await work(conn)
+
+        task = asyncio.ensure_future(run())
+        self._reads.add(task)
+        task.add_done_callback(self._reads.discard)
+        task.add_done_callback(_retrieve)
+        return await asyncio.shield(task)
+
+    async def close(self) -> None:
+        """Let queued writes and running reads finish, then close every connection."""
+        while self._writer is not None or self._reads:
+            await asyncio.gather(*filter(None, (self._writer, *self._reads)), return_exceptions=True)
+        await self.engine.dispose()
