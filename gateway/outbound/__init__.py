@@ -1,6 +1,8 @@
-"""Outbound edge: submission listener for the DMS and the queue that sends to the axis.
+"""Outbound edge: drafts from the DMS in, sealed packages and notices out to mail servers.
 
-Built in the mail-gateway milestone; nothing lives here yet.
+Modules: ``submit`` (the ``[submission]`` listener: AUTH over TLS or allowed networks; scrypt
+password hashes), ``send`` (the ``[axis]`` relay: SMTP with STARTTLS, or a Maildir sink).
+``gateway.app`` wires them.
 """
 
 __all__: list[str] = []

@@ -1,0 +1,183 @@
+"""The durable intake: every mail that enters the gateway passes here, once.
+
+Used by the inbound SMTP listener, the submission listener and the IMAP poller. The promise
+(design note §3, HOUSE.md rule 13) is Postfix's: when :meth:`Intake.accept` returns, the original
+bytes are in the spool (temp file, fsync, rename, directory fsync) and the receipt row is
+committed with the system receive time; only then may the caller say 250 (or MOVE the IMAP
+message). The order is fixed: spool first, then the row, so that a row never points at bytes
+that are not on disk. A crash between the two leaves a spool file without a row: harmless, the
+spool is content-addressed and the sender will send again.
+
+No CPU work on the SMTP path beyond hashing (done by the spool, in a thread): the mail is not
+parsed here except for its header block, to read the ``Message-ID``; the edXML package is found
+and judged later by the pipeline.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from email.parser import BytesHeaderParser
+from email.policy import compat32
+from typing import Protocol
+
+from gateway.errors import GatewayError, TransientError
+from gateway.smtpserver import IntakePort, ItemRef
+from gateway.store import AlreadyRecorded, MessageView
+from gateway.store import Intake as IntakeRecord
+
+__all__ = ["Intake", "IntakePort", "ItemRef", "message_id_of"]
+
+_log = logging.getLogger("gateway.inbound.intake")
+
+_HEADER_SCAN = 64 * 1024
+"""Look for the end of the header block only this far (a header block is a few KB)."""
+_MESSAGE_ID_LIMIT = 998
+_KINDS = frozenset({"inbound", "submission"})
+_CHANNELS = frozenset({"smtp", "imap", "submission"})
+
+
+class IntakeStore(Protocol):
+    """What the intake needs of ``gateway.store.Store``."""
+
+    async def record_intake(self, intake: IntakeRecord) -> MessageView:
+        """Insert the row (state ``incoming``, ``received_at`` now, journal ``received``); committed."""
+        ...
+
+    async def get(self, id: int) -> MessageView | None:
+        """Read one row (None when there is none)."""
+        ...
+
+
+class IntakeSpool(Protocol):
+    """What the intake needs of ``gateway.store.Spool``."""
+
+    async def put(self, data: bytes) -> str:
+        """Write ``data`` durably, content-addressed; return its SHA-256 (hex)."""
+        ...
+
+
+def message_id_of(raw: bytes) -> str | None:
+    """The ``Message-ID`` of a mail, read from its header block only.
+
+    Args:
+        raw: the mail as received.
+
+    Returns:
+        The header value unfolded to one printable ASCII line (at most 998 characters), or None
+        when there is none or it is empty.
+    """
+    head = raw[:_HEADER_SCAN]
+    for separator in (b"\r\n\r\n", b"\n\n"):
+        end = head.find(separator)
+        if end >= 0:
+            head = head[: end + len(separator)]
+            break
+    # compat32: the raw value, no header-class parsing (which can raise on odd input).
+    value = BytesHeaderParser(policy=compat32).parsebytes(head).get("Message-ID")
+    if value is None:
+        return None
+    text = " ".join("".join(c if 32 < ord(c) < 127 else " " for c in str(value)).split())
+    return text[:_MESSAGE_ID_LIMIT] or None
+
+
+def _ref(view: MessageView, message_id: str | None, *, new: bool) -> ItemRef:
+    received_at = view.received_at if view.received_at is not None else view.state_changed_at
+    return ItemRef(
+        id=view.id,
+        received_at=received_at,
+        sha256=view.sha256,
+        size=view.size,
+        message_id=message_id,
+        new=new,
+    )
+
+
+class Intake:
+    """The intake service (one per process).
+
+    Args:
+        store: the receipt log (``gateway.store.Store``).
+        spool: the spool of original mails (``gateway.store.Spool``).
+        wake: called after each new item is committed, so that the scheduler starts at once
+            (e.g. ``event.set`` of an ``asyncio.Event``). It must not block.
+    """
+
+    def __init__(self, store: IntakeStore, spool: IntakeSpool, *, wake: Callable[[], object] | None = None) -> None:
+        self.store = store
+        self.spool = spool
+        self.wake = wake
+
+    async def accept(
+        self,
+        raw: bytes,
+        *,
+        kind: str,
+        channel: str,
+        mail_from: str,
+        rcpt_to: Sequence[str],
+        imap_key: str | None = None,
+    ) -> ItemRef:
+        """Make a received mail durable: spool the bytes, then commit the receipt row.
+
+        Stable signature (the IMAP poller calls it too). Idempotent for IMAP: a second call
+        with the same ``imap_key`` returns the item recorded the first time (``new=False``)
+        instead of a second row.
+
+        Args:
+            raw: the mail exactly as received (kept unaltered, addressed by SHA-256).
+            kind: ``inbound`` (from the axis) or ``submission`` (from the DMS).
+            channel: ``smtp``, ``imap`` or ``submission``.
+            mail_from: the envelope sender (``""`` when unknown, e.g. IMAP).
+            rcpt_to: the envelope recipients.
+            imap_key: ``mailbox/uidvalidity/uid`` for IMAP, else None.
+
+        Returns:
+            The item: its id, the system receive time, sha256, size, Message-ID and whether it
+            is new.
+
+        Raises:
+            TransientError: the spool or the database cannot take it now (``StorageFull``, a
+                subclass, when the disk is full); answer its ``smtp_reply`` (451/452).
+            GatewayError: another store refusal (e.g. ``StoreError``); its ``smtp_reply`` is 4xx.
+            ValueError: ``kind`` or ``channel`` is not one of the above (a caller's bug).
+        """
+        if kind not in _KINDS or channel not in _CHANNELS:
+            raise ValueError(f"kind {kind!r} / channel {channel!r}: expected {sorted(_KINDS)} / {sorted(_CHANNELS)}")
+        message_id = message_id_of(raw)
+        try:
+            sha256 = await self.spool.put(raw)
+        except GatewayError:
+            raise
+        except OSError as error:  # the store's spool maps these; a twin or a new errno may not
+            raise TransientError(f"spool write failed: {error}") from error
+        record = IntakeRecord(
+            kind=kind,
+            channel=channel,
+            sha256=sha256,
+            size=len(raw),
+            mail_from=mail_from,
+            rcpt_to=tuple(rcpt_to),
+            message_id_header=message_id,
+            imap_key=imap_key,
+        )
+        try:
+            view = await self.store.record_intake(record)
+        except AlreadyRecorded as duplicate:
+            existing = None if duplicate.existing_id is None else await self.store.get(duplicate.existing_id)
+            if existing is None:
+                raise
+            _log.info("%s already recorded as item %d", imap_key, existing.id, extra={"item_id": existing.id})
+            return _ref(existing, message_id, new=False)
+        _log.info(
+            "item %d received: %s via %s, %d bytes, sha256 %s",
+            view.id,
+            kind,
+            channel,
+            view.size,
+            sha256,
+            extra={"item_id": view.id},
+        )
+        if self.wake is not None:
+            self.wake()
+        return _ref(view, message_id, new=True)
