@@ -13,11 +13,13 @@ BIN         := $(VENV)/bin
 CONSTRAINTS := constraints.txt
 VAR         := var
 
-.PHONY: run test lint typecheck contracts unit deps system-deps constraints clean help bench
+.PHONY: run sample test lint typecheck contracts unit deps system-deps constraints clean help bench
 
 help:
 	@echo "make run    - install into .venv and start the gateway on the embedded default"
 	@echo "make test   - install test dependencies and run lint, types, import contracts and pytest"
+	@echo "make sample - build, sign, verify and seal the sample document with the one-shot commands"
+	@echo "make bench  - the benchmarks (bench/README.md)"
 
 # ---------------------------------------------------------------- environment
 $(VENV)/.python-ok:
@@ -46,11 +48,13 @@ constraints: $(VENV)/.python-ok
 	$(BIN)/pip freeze --exclude-editable | grep -v '^-e ' > $(CONSTRAINTS)
 
 # ---------------------------------------------------------------- the two commands
-# The embedded default configuration: config/gateway.toml plus [trust] pinning the development
-# PKI written to var/pki (its root's fingerprint differs on every machine).
+# The embedded default configuration: config/gateway.toml plus the tables below: trust and sign
+# with the development PKI written to var/pki (its root's fingerprint differs on every machine),
+# SQLite and the spool under var/, the DMS and the axis as Maildirs under var/, and [dev] pki,
+# which makes `gateway serve` answer the PKI's OCSP, CRLs and TSA itself. TEST ONLY.
 $(VAR)/gateway.toml: config/gateway.toml $(VAR)/pki/pki.toml
 	@{ cat config/gateway.toml; echo; \
-	   echo '# Added by make run: trust the development PKI in var/pki (TEST ONLY).'; \
+	   echo '# ---- Added by make run: the embedded default (TEST ONLY) ----'; \
 	   echo '[trust]'; \
 	   echo 'anchors = ["pki/trust/anchors/root.pem"]'; \
 	   printf 'anchor_sha256 = ["%s"]\n' "$$(sed 's/.*=//' $(VAR)/pki/trust/anchors/root.fingerprint)"; \
@@ -59,13 +63,37 @@ $(VAR)/gateway.toml: config/gateway.toml $(VAR)/pki/pki.toml
 	   echo 'pkcs12 = "pki/p12/org.p12"'; \
 	   echo 'pkcs12_password_file = "pki/p12/PASSWORD"'; \
 	   echo 'tsa_url = "http://127.0.0.1:8790/vgca-test/tsa/tsa"'; \
-	   echo 'seal_image = "../config/samples/con-dau-mau.png"'; } > $@
+	   echo 'seal_image = "../config/samples/con-dau-mau.png"'; \
+	   echo; echo '[store]'; \
+	   echo 'url = "sqlite+aiosqlite:///gateway.db"'; \
+	   echo 'spool = "spool"'; \
+	   echo; echo '[dms]'; \
+	   echo 'target = "maildir:dms"'; \
+	   echo; echo '[axis]'; \
+	   echo 'relay = "maildir:axis"'; \
+	   echo 'mail_from = "vanthu@tayninh.gov.vn"'; \
+	   echo; echo '[dev]'; \
+	   echo 'pki = "pki"'; } > $@
 
 $(VAR)/pki/pki.toml: | deps
 	@mkdir -p $(VAR)
 	$(BIN)/gateway dev-pki $(VAR)/pki
 
 run: deps $(VAR)/gateway.toml
+	@echo "Starting the gateway on the embedded default: SQLite, spool, DMS and axis Maildirs and a"
+	@echo "development PKI with its TSA, all under $(VAR)/. In another terminal, push a valid, a tampered"
+	@echo "and an unsigned sample package through it and see the receipt log:"
+	@echo
+	@echo "    $(BIN)/gateway demo --config $(VAR)/gateway.toml"
+	@echo
+	@echo "then: $(BIN)/gateway log list --config $(VAR)/gateway.toml; ls $(VAR)/dms/new $(VAR)/axis/new;"
+	@echo "      curl -s http://127.0.0.1:8025/healthz. Ctrl-C stops the gateway."
+	@echo
+	@exec $(BIN)/gateway serve --config $(VAR)/gateway.toml
+
+# The one-shot tools on the sample document (run it while the gateway is stopped: it serves the
+# development PKI on the same port).
+sample: deps $(VAR)/gateway.toml
 	@mkdir -p $(VAR)/sample
 	@$(BIN)/gateway edxml build --config $(VAR)/gateway.toml --meta config/sample-meta.toml \
 	  --attach config/samples/cong-van-mau.pdf -o $(VAR)/sample/cong-van-mau.edxml \
@@ -82,17 +110,7 @@ run: deps $(VAR)/gateway.toml
 	 $(BIN)/gateway sign --config $(VAR)/gateway.toml config/samples/cong-van-mau.pdf --kind copy \
 	   --copy-type "SAO Y" -o $(VAR)/sample/sao-y.pdf; \
 	 kill $$pki; wait $$pki 2>/dev/null; true
-	@echo
-	@echo "The edXML core, verification and sealing are ready; the mail service (gateway serve:"
-	@echo "SMTP/IMAP intake, relay to the DMS, outbound queue) comes with the next milestone. Meanwhile try:"
-	@echo "  $(BIN)/gateway verify --config $(VAR)/gateway.toml --json tests/data/edxml/sdk/edoc_new.edxml"
-	@echo "  $(BIN)/gateway rules show"
-	@echo "  pdfsig -nocert $(VAR)/sample/sao-y.pdf"
-	@echo "  $(BIN)/gateway edxml status --for $(VAR)/sample/cong-van-mau.edxml --code 02 \\"
-	@echo "      --reason 'Chứng thư số đã bị thu hồi' --config $(VAR)/gateway.toml -o $(VAR)/sample/tu-choi.edxml"
-	@echo "  $(BIN)/gateway dev-pki serve $(VAR)/pki      # OCSP, CRLs and a TSA on 127.0.0.1:8790"
-	@echo
-	@$(BIN)/gateway --help
+	@echo "Written to $(VAR)/sample/. Try: pdfsig -nocert $(VAR)/sample/sao-y.pdf"
 
 test: system-deps deps lint typecheck contracts unit
 

@@ -31,11 +31,12 @@ from gateway.errors import ConfigError
 
 __all__ = [
     "AxisSettings",
+    "DevSettings",
     "DmsSettings",
     "EdxmlSettings",
     "HttpSettings",
-    "ImapSettings",
     "IdentitySettings",
+    "ImapSettings",
     "QueueSettings",
     "Settings",
     "SignSettings",
@@ -374,6 +375,8 @@ class ImapSettings:
     idle_renew_seconds: float = 1500.0
     """Re-issue IDLE before servers drop it (RFC 2177: 29 minutes)."""
     timeout_seconds: float = 60.0
+    ca_file: Path | None = None
+    """CA certificates to trust for the server's TLS certificate (default: the system's)."""
 
 
 @dataclass(frozen=True)
@@ -386,6 +389,8 @@ class DmsSettings:
     """The DMS mailbox(es) for SMTP/LMTP delivery."""
     notify: str | None = None
     """Where failure notices about outbound documents go."""
+    mail_from: str = ""
+    """Envelope sender for SMTP/LMTP delivery to the DMS (empty: the null sender)."""
 
 
 @dataclass(frozen=True)
@@ -395,6 +400,9 @@ class AxisSettings:
     relay: str = "maildir:var/axis"
     """``smtp://host:port`` or ``maildir:PATH`` (a local sink)."""
     mail_from: str = "gateway@localhost"
+    starttls: Literal["auto", "always", "never"] = "auto"
+    """``auto``: upgrade when the relay offers STARTTLS (its certificate is verified)."""
+    timeout_seconds: float = 120.0
 
 
 @dataclass(frozen=True)
@@ -418,6 +426,14 @@ class HttpSettings:
 
 
 @dataclass(frozen=True)
+class DevSettings:
+    """``[dev]``: conveniences for the embedded default of ``make run``. Never in production."""
+
+    pki: Path | None = None
+    """Serve this development PKI bundle's OCSP, CRLs and TSA in-process (``gateway dev-pki DIR``)."""
+
+
+@dataclass(frozen=True)
 class Settings:
     """The whole of ``gateway.toml``."""
 
@@ -434,6 +450,7 @@ class Settings:
     axis: AxisSettings = field(default_factory=AxisSettings)
     queue: QueueSettings = field(default_factory=QueueSettings)
     http: HttpSettings = field(default_factory=HttpSettings)
+    dev: DevSettings = field(default_factory=DevSettings)
 
 
 def settings_from_toml(text: str, source: Path | str) -> Settings:
@@ -447,4 +464,23 @@ def settings_from_toml(text: str, source: Path | str) -> Settings:
         ConfigError: invalid TOML, unknown tables or keys, wrong types.
     """
     origin = TomlSource(text, Path(source))
-    return table_from_toml(Settings, origin.load(), origin)
+    return _defaults_beside(table_from_toml(Settings, origin.load(), origin), origin.path.parent)
+
+
+def _defaults_beside(settings: Settings, base: Path) -> Settings:
+    """Resolve relative *default* paths (``[store] spool``) against the file's directory too.
+
+    Values written in the file were resolved while reading; a default that was not written would
+    otherwise stay relative to the working directory, unlike everything the file says.
+    """
+    sections: dict[str, Any] = {}
+    for section_field in dataclasses.fields(settings):
+        section = getattr(settings, section_field.name)
+        changes = {
+            f.name: base / value
+            for f in dataclasses.fields(section)
+            if isinstance(value := getattr(section, f.name), Path) and not value.is_absolute() and value == f.default
+        }
+        if changes:
+            sections[section_field.name] = dataclasses.replace(section, **changes)
+    return dataclasses.replace(settings, **sections)

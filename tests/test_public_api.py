@@ -33,6 +33,20 @@ PINNED = {
         "TsaClient", "TsaUnavailable", "load_pkcs12", "open_organisation_key", "read_pkcs12", "read_secret",
         "sign_envelope",
     },
+    "gateway.store": {
+        "KINDS", "STATES", "TERMINAL", "AlreadyRecorded", "ChainCheck", "Intake", "InvalidTransition", "JournalView",
+        "MessageView", "NotFound", "Spool", "SpoolCorrupted", "SpoolError", "SpoolMissing", "StatusEventView",
+        "StorageFull", "Store", "StoreError", "resolve_url",
+    },
+    "gateway.smtpserver": {
+        "LOCAL_ERROR", "SHUTTING_DOWN", "TOO_BIG", "EdgeHandler", "EdgeSMTP", "IntakePort", "ItemRef", "ListenerEdge",
+        "SmtpListener",
+        "current_session", "parse_listen", "read_data", "server_tls_context",
+    },
+    "gateway.app": {
+        "HANDLERS", "Running", "Sealing", "load_trust_store", "open_sealing", "open_verifier", "policy_from_settings",
+        "reload_policy", "run", "serve",
+    },
     "gateway.cli": {"app", "main"},
 }  # fmt: skip
 

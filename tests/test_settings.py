@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Literal
@@ -26,7 +26,10 @@ def settings_error(text: str) -> ConfigError:
 
 
 def test_defaults_and_values() -> None:
-    assert settings_from_toml("", GATEWAY_TOML) == Settings()
+    defaults = Settings()
+    # A relative default path is relative to the file, like every path the file names.
+    expected = replace(defaults, store=replace(defaults.store, spool=GATEWAY_TOML.parent / "var" / "spool"))
+    assert settings_from_toml("", GATEWAY_TOML) == expected
     text = '[identity]\norgan_ids = ["000.00.01.H53"]\n[edxml]\nmax_depth = 30\nzip_other_files = false\n'
     settings = settings_from_toml(text, GATEWAY_TOML)
     assert settings.identity.organ_ids == ("000.00.01.H53",)
@@ -48,7 +51,9 @@ def test_unknown_table_points_at_its_header() -> None:
     error = settings_error("[identity]\norgan_name = 'VP'\n\n[verifyy]\npolicy = 'x'\n")
     assert "unknown key 'verifyy' in the top level" in str(error)
     assert error.line == 4
-    assert error.hint == "valid keys: axis, dms, edxml, http, identity, imap, queue, sign, smtp, store, submission, trust, verify"
+    assert error.hint == (
+        "valid keys: axis, dev, dms, edxml, http, identity, imap, queue, sign, smtp, store, submission, trust, verify"
+    )
 
 
 @pytest.mark.parametrize(

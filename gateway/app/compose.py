@@ -1,7 +1,7 @@
-"""Composition: build the long-lived parts from settings, once (HOUSE.md module map).
+"""Building the long-lived judgement and sealing parts from settings, once.
 
-This is the only module that calls ``asyncio.run`` (through ``run``); every other piece of the
-gateway is a coroutine or a pure function that expects to be given what it needs.
+``run`` is the gateway's only ``asyncio.run``: every other piece is a coroutine or a pure
+function that expects to be given what it needs (HOUSE.md module map).
 """
 
 from __future__ import annotations
@@ -110,6 +110,8 @@ class Sealing:
     """Seals one PDF by its role (``gateway sign``)."""
     packages: PackageSealer
     """Seals a whole draft package and checks it as a recipient would (``gateway package seal``)."""
+    verifier: Verifier
+    """Our own verifier (shares the examiner): the self-check, and inbound verdicts in the service."""
 
 
 @asynccontextmanager
@@ -129,14 +131,15 @@ async def open_sealing(settings: Settings, *, clock: Clock | None = None) -> Asy
     sealer: Sealer | None = None
     try:
         sealer = Sealer(key, settings.sign, examiner, policy, clock, trust=store)
+        verifier = _verifier(settings, examiner, policy, clock)
         packages = PackageSealer(
             sealer=sealer,
             key=key,
-            verifier=_verifier(settings, examiner, policy, clock),
+            verifier=verifier,
             identity=settings.identity,
             algorithm=settings.edxml.signature_algorithm,
         )
-        yield Sealing(key, sealer, packages)
+        yield Sealing(key, sealer, packages, verifier)
     finally:
         if sealer is not None:
             await sealer.aclose()
