@@ -32,7 +32,7 @@ from gateway.devpki import DevPKI, fingerprint
 from gateway.edxml.model import StatusPackage
 from gateway.edxml.parse import parse
 from gateway.pipeline.mails import find_package
-from gateway.store import Store
+from gateway.store import MessageView, Store
 from tests.smtpsink import Captured
 
 __all__ = [
@@ -48,6 +48,8 @@ __all__ = [
     "send_mail",
     "status_of",
     "until",
+    "work_item",
+    "work_items",
     "write_config",
 ]
 
@@ -208,6 +210,20 @@ async def receipt_log(config: Path) -> AsyncIterator[Store]:
         yield store
     finally:
         await store.close()
+
+
+async def work_item(config: Path, id: int) -> MessageView:
+    """One work item of the receipt log, read from outside (it must exist)."""
+    async with receipt_log(config) as store:
+        item = await store.get(id)
+    assert item is not None, f"no work item {id}"
+    return item
+
+
+async def work_items(config: Path, kind: str) -> list[MessageView]:
+    """Every work item of ``kind``, oldest first."""
+    async with receipt_log(config) as store:
+        return list(reversed(await store.list(kind=kind)))
 
 
 async def until(check: Callable[[], Awaitable[bool]], within: float = 60.0) -> None:

@@ -60,9 +60,8 @@ class HealthServer:
         await self._runner.setup()
         site = web.TCPSite(self._runner, self._host, self._port)
         await site.start()
-        server = site._server
-        sockets = getattr(server, "sockets", None) or []
-        self._address = sockets[0].getsockname()[:2] if sockets else (self._host, self._port)
+        host, port = self._runner.addresses[0][:2]
+        self._address = (str(host), int(port))
 
     async def stop(self) -> None:
         """Stop listening."""

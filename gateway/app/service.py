@@ -26,7 +26,7 @@ import contextlib
 import logging
 import signal
 import ssl
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,7 +38,7 @@ from gateway.app.context import pipeline_context
 from gateway.app.health import HealthServer
 from gateway.clock import Clock, SystemClock
 from gateway.devpki.pki import DevPKI
-from gateway.devpki.server import bind_listener, serve_pki
+from gateway.devpki.server import PKIServer, bind_listener, serve_pki
 from gateway.errors import ConfigError, GatewayError
 from gateway.inbound.imap import ImapPoller
 from gateway.inbound.intake import Intake
@@ -81,7 +81,7 @@ class Running:
 
 
 @contextlib.contextmanager
-def _dev_pki(directory: Path) -> Any:
+def _dev_pki(directory: Path) -> Iterator[PKIServer]:
     """Serve a development PKI bundle on the address its certificates name (never in production)."""
     pki = DevPKI.load(directory)
     baked = urlsplit(pki.base_url)
@@ -91,7 +91,7 @@ def _dev_pki(directory: Path) -> Any:
         yield server
 
 
-def _imap_poller(settings: ImapSettings, intake: Intake, clock: Clock, wake: asyncio.Event) -> ImapPoller:
+def _imap_poller(settings: ImapSettings, intake: Intake, clock: Clock) -> ImapPoller:
     if (settings.password_env is None) == (settings.password_file is None):
         raise ConfigError(
             "[imap] needs exactly one of password_env and password_file",
@@ -104,7 +104,7 @@ def _imap_poller(settings: ImapSettings, intake: Intake, clock: Clock, wake: asy
             context = ssl.create_default_context(cafile=str(settings.ca_file))
         except (OSError, ssl.SSLError) as exc:
             raise ConfigError(f"[imap] ca_file cannot be used ({exc})", path=settings.ca_file) from None
-    return ImapPoller(settings, intake, password=password, clock=clock, wake=wake, ssl_context=context)
+    return ImapPoller(settings, intake, password=password, clock=clock, ssl_context=context)
 
 
 @contextlib.asynccontextmanager
@@ -167,7 +167,7 @@ async def serve(
         submission = SubmissionSmtp(settings.submission, intake)
         poller = None
         if settings.imap.host is not None:
-            poller = _imap_poller(settings.imap, intake, clock, asyncio.Event())
+            poller = _imap_poller(settings.imap, intake, clock)
         scheduler = Scheduler(ctx, HANDLERS, workers=settings.queue.workers, wake=wake)
         http_host, http_port = parse_listen(settings.http.listen, key="[http] listen")
 
@@ -205,10 +205,9 @@ async def serve(
             await inbound.start()
             await submission.start()
             await health.start()
+            imap_name = None
             if poller is not None:
                 tasks.append(asyncio.create_task(poller.run(), name="imap"))
-            imap_name = None
-            if settings.imap.host is not None:
                 imap = settings.imap
                 imap_name = f"{imap.user}@{imap.host}:{imap.port}/{imap.mailbox}"
             running = Running(inbound.address, submission.address, health.address, pki_url, imap_name)

@@ -32,7 +32,7 @@ from gateway.app import open_sealing, run
 from gateway.cli.app import app
 from gateway.cli.config import ConfigOption, find_config, load_settings
 from gateway.cli.db import open_store, store_url
-from gateway.cli.output import console, err_console, print_json
+from gateway.cli.output import console, err_console, host_port, print_json
 from gateway.clock import SystemClock, iso_vn
 from gateway.devpki.demo import PARTNER, Sample, make_samples, sample_mail
 from gateway.devpki.pki import DevPKI
@@ -76,11 +76,6 @@ class _Outcome:
     notices: tuple[MessageView, ...]
 
 
-def _where(address: tuple[str, int]) -> str:
-    host, port = address
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-
-
 def _smtp_address(value: str, key: str) -> tuple[str, int]:
     host, port = parse_listen(value, key=key)
     if port == 0:
@@ -96,7 +91,7 @@ async def _probe(address: tuple[str, int]) -> None:
     try:
         _, writer = await asyncio.wait_for(asyncio.open_connection(*address), timeout=_PROBE_SECONDS)
     except (OSError, TimeoutError):
-        raise GatewayError(f"nothing answers SMTP at {_where(address)}: {NOT_RUNNING}") from None
+        raise GatewayError(f"nothing answers SMTP at {host_port(address)}: {NOT_RUNNING}") from None
     writer.close()
     with contextlib.suppress(OSError):
         await writer.wait_closed()
@@ -116,7 +111,7 @@ async def _send(
     try:
         await client.connect()
     except (aiosmtplib.SMTPException, OSError):
-        raise GatewayError(f"cannot connect to SMTP at {_where(address)}: {NOT_RUNNING}") from None
+        raise GatewayError(f"cannot connect to SMTP at {host_port(address)}: {NOT_RUNNING}") from None
     data_sent = False
     try:
         await client.mail(mail_from)
@@ -280,7 +275,7 @@ async def _demo(
     out.print(
         f"gateway demo: three sample packages from {PARTNER.organ_id} ({PARTNER.name}, {PARTNER.mail}) "
         f"to {to_organ} <{rcpt}>\n"
-        f"  smtp         {_where(address)}   the gateway's inbound listener (we play the axis)\n"
+        f"  smtp         {host_port(address)}   the gateway's inbound listener (we play the axis)\n"
         f"  receipt log  {url}   (read only)\n"
         f"  DMS          {settings.dms.target}   accepted packages go here\n"
         f"  axis         {settings.axis.relay}   status 01 / refusals go back to the sender\n"

@@ -21,8 +21,8 @@ from gateway.app import run
 from gateway.cli.app import app
 from gateway.cli.config import ConfigOption
 from gateway.cli.db import open_store, store_url
-from gateway.cli.output import console, err_console, print_json
-from gateway.clock import VN_TZ, SystemClock, iso_vn, to_utc
+from gateway.cli.output import console, err_console, print_json, shown_time
+from gateway.clock import VN_TZ, SystemClock, to_utc
 from gateway.errors import ConfigError
 from gateway.store import STATES, ChainCheck, MessageView
 
@@ -99,16 +99,12 @@ async def _list(url: str, **filters: Any) -> list[MessageView]:
         await store.close()
 
 
-def _time(value: datetime | None) -> str | None:
-    return None if value is None else iso_vn(value)
-
-
 def _as_json(view: MessageView) -> dict[str, Any]:
     out = asdict(view)
     out.pop("report")  # whole verification reports belong to `gateway queue show`, not a listing
     for name, value in out.items():
         if isinstance(value, datetime):
-            out[name] = _time(value)
+            out[name] = shown_time(value)
         elif isinstance(value, tuple):
             out[name] = list(value)
     return out
@@ -125,7 +121,7 @@ def _table(views: list[MessageView]) -> Table:
             v.kind,
             v.direction,
             v.state,
-            _time(v.received_at) or "",
+            shown_time(v.received_at) or "",
             v.mail_from or "<>",
             to,
             v.document_id or "",

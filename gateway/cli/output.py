@@ -11,20 +11,33 @@ import json
 import os
 import sys
 import tempfile
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from rich.console import Console
 
+from gateway.clock import iso_vn
 from gateway.errors import ConfigError
 
-__all__ = ["console", "err_console", "print_json", "write_atomically"]
+__all__ = ["console", "err_console", "host_port", "print_json", "shown_time", "write_atomically"]
 
 # Off a terminal (pipes, logs, tests) rich would assume 80 columns and fold ids and hashes;
 # a wide fixed width keeps each table row on one line there.
 _WIDTH = None if sys.stdout.isatty() else 200
 console = Console(highlight=False, soft_wrap=True, width=_WIDTH)
 err_console = Console(stderr=True, highlight=False, soft_wrap=True, width=_WIDTH)
+
+
+def host_port(address: tuple[str, int]) -> str:
+    """``host:port``, with an IPv6 host in brackets (``[::1]:25``)."""
+    host, port = address
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def shown_time(value: datetime | None) -> str | None:
+    """A stored time as shown to people: ISO 8601 in Vietnam time (``+07:00``), or None."""
+    return None if value is None else iso_vn(value)
 
 
 def print_json(value: Any) -> None:

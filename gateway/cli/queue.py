@@ -15,7 +15,6 @@ from __future__ import annotations
 import getpass
 import os
 from collections.abc import Awaitable, Callable
-from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -28,8 +27,8 @@ from gateway.app.context import pipeline_context
 from gateway.cli.app import app
 from gateway.cli.config import ConfigOption, find_config, load_settings
 from gateway.cli.db import open_store, store_url
-from gateway.cli.output import console, err_console, print_json
-from gateway.clock import SystemClock, iso_vn
+from gateway.cli.output import console, err_console, print_json, shown_time
+from gateway.clock import SystemClock
 from gateway.errors import ConfigError, GatewayError, TransientError
 from gateway.pipeline.admin import release, retry
 from gateway.settings import Settings
@@ -92,10 +91,6 @@ async def _waiting(url: str, states: tuple[str | None, ...], kind: str | None, l
     return sorted(newest, key=lambda v: v.id)  # oldest first: the longest waiting on top
 
 
-def _time(value: datetime | None) -> str | None:
-    return None if value is None else iso_vn(value)
-
-
 def _clip(text: str | None, limit: int) -> str:
     flat = " ".join((text or "").split())
     return flat if len(flat) <= limit else flat[: limit - 1] + "…"
@@ -107,7 +102,7 @@ def _as_json(v: MessageView) -> dict[str, Any]:
         "kind": v.kind,
         "direction": v.direction,
         "state": v.state,
-        "received_at": _time(v.received_at),
+        "received_at": shown_time(v.received_at),
         "document_id": v.document_id,
         "code": v.code,
         "subject": v.subject,
@@ -116,9 +111,9 @@ def _as_json(v: MessageView) -> dict[str, Any]:
         "recipient": v.recipient,
         "verdict": v.verdict,
         "attempts": v.attempts,
-        "next_attempt_at": _time(v.next_attempt_at),
+        "next_attempt_at": shown_time(v.next_attempt_at),
         "last_error": v.last_error,
-        "state_changed_at": _time(v.state_changed_at),
+        "state_changed_at": shown_time(v.state_changed_at),
         "parent_id": v.parent_id,
     }
 
@@ -143,11 +138,11 @@ def _table(views: list[MessageView]) -> Table:
             str(v.id),
             v.kind,
             v.state,
-            _time(v.received_at) or "",
+            shown_time(v.received_at) or "",
             _clip(v.document_id or v.subject, 60),
             v.from_organ or v.mail_from or "<>",
             str(v.attempts),
-            (_time(v.next_attempt_at) or "") if v.state == "deferred" else "",
+            (shown_time(v.next_attempt_at) or "") if v.state == "deferred" else "",
             _clip(v.last_error, _ERROR_CHARS),
         )
         table.add_row(*(Text(c) for c in cells))  # mail-borne text is never rich markup

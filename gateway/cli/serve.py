@@ -19,14 +19,10 @@ from gateway.app import Running, run, serve
 from gateway.app.logs import configure_logging
 from gateway.cli.app import app
 from gateway.cli.config import ConfigOption, find_config, load_settings
+from gateway.cli.output import host_port
 from gateway.errors import ConfigError
 
 __all__ = ["serve_command"]
-
-
-def _where(address: tuple[str, int]) -> str:
-    host, port = address
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
 @app.command("serve")
@@ -66,9 +62,9 @@ def serve_command(
     def ready(running: Running) -> None:
         lines = [
             "gateway: serving (SIGTERM or Ctrl-C stops, SIGHUP reloads the policy)",
-            f"  smtp        {_where(running.smtp)}   packages from the axis",
-            f"  submission  {_where(running.submission)}   drafts from the DMS",
-            f"  http        http://{_where(running.http)}/healthz",
+            f"  smtp        {host_port(running.smtp)}   packages from the axis",
+            f"  submission  {host_port(running.submission)}   drafts from the DMS",
+            f"  http        http://{host_port(running.http)}/healthz",
         ]
         if running.imap is not None:
             lines.append(f"  imap        {running.imap}")

@@ -42,7 +42,18 @@ from tests.pdfs import SignedPdfs
 from tests.pipeline.test_receive import carrying, document
 from tests.pipeline.test_submission import TsaSwitch, draft_mail, draft_package, recipient_accepts
 from tests.pki import KEY_CACHE
-from tests.service import PARTNER_MAIL, queued_id, receipt_log, running, send_mail, status_of, until, write_config
+from tests.service import (
+    PARTNER_MAIL,
+    queued_id,
+    receipt_log,
+    running,
+    send_mail,
+    status_of,
+    until,
+    work_item,
+    work_items,
+    write_config,
+)
 from tests.smtpsink import Captured, SmtpSink
 
 RETRY: dict[str, Any] = {"retry_initial_seconds": 1.0, "retry_max_seconds": 2.0}
@@ -56,18 +67,6 @@ WAIT = 30.0
 
 
 # --------------------------------------------------------------------------- helpers
-
-
-async def _items(config: Path, kind: str) -> list[MessageView]:
-    async with receipt_log(config) as store:
-        return list(reversed(await store.list(kind=kind)))
-
-
-async def _get(config: Path, id: int) -> MessageView:
-    async with receipt_log(config) as store:
-        item = await store.get(id)
-    assert item is not None
-    return item
 
 
 async def _history(config: Path, id: int) -> list[JournalView]:
@@ -101,7 +100,7 @@ async def _deferred_again(config: Path, kind: str, *, attempts: int) -> MessageV
     found: list[MessageView] = []
 
     async def retried() -> bool:
-        items = await _items(config, kind)
+        items = await work_items(config, kind)
         assert len(items) <= 1, items
         found[:] = items
         return bool(items) and items[0].state == "deferred" and items[0].attempts >= attempts
@@ -226,21 +225,21 @@ def test_the_tsa_down_during_outbound_defers_sends_nothing_then_seals_and_sends_
                 assert submission.last_error.startswith("cannot seal now:"), submission.last_error
                 assert "time-stamping service" in submission.last_error, submission.last_error
                 assert tsa.refused >= 2  # one TSA request per attempt, each cut
-                assert await _items(config, "send") == []
-                assert await _items(config, "notice") == []  # a deferral is not a failure: the DMS is not told
+                assert await work_items(config, "send") == []
+                assert await work_items(config, "notice") == []  # a deferral is not a failure: the DMS is not told
                 assert (axis.messages, axis.data_commands) == ([], 0)  # nothing left unsealed
 
                 back_at.append(SystemClock().now())
                 tsa.up = True
                 captured = await _eventually_once(axis)
-            sealed = await _get(config, submission.id)
+            sealed = await work_item(config, submission.id)
             assert sealed.state == "sealed"
             states = _states(await _history(config, submission.id))
             assert states.count("deferred") >= 2, states
             assert "failed" not in states, states
-            [send] = await _items(config, "send")
+            [send] = await work_items(config, "send")
             assert (send.state, send.recipient, send.attempts) == ("sent", DRAFT_RECIPIENT, 1)
-            assert await _items(config, "notice") == []
+            assert await work_items(config, "notice") == []
             assert captured.rcpt_to == (DRAFT_RECIPIENT,)
             assert axis.data_commands == 1
             return _package_of(captured)
@@ -303,12 +302,12 @@ def test_ocsp_down_during_inbound_defers_then_accepts_and_delivers_once_when_it_
                     assert {f["action"] for f in unavailable} == {"defer"}, deferred.findings
                     assert switch.refused >= 2
                     assert (dms.messages, axis.messages) == ([], [])  # not delivered, not refused
-                    assert await _items(config, "notice") == []
+                    assert await work_items(config, "notice") == []
 
                     switch.up = True
                     delivered = await _eventually_once(dms)
                     notice = await _eventually_once(axis, settle=0)
-                item = await _get(config, id)
+                item = await work_item(config, id)
                 assert (item.state, item.verdict) == ("delivered", "accepted")
                 assert item.received_at == deferred.received_at  # the legal receive time is the intake's
                 history = await _history(config, id)
@@ -319,7 +318,7 @@ def test_ocsp_down_during_inbound_defers_then_accepts_and_delivers_once_when_it_
                 # Judged again on the retry schedule: not before the last deferral came due.
                 assert verdicts[-1].at >= _due(history, verdicts[-1])
                 assert len([e for e in history if e.event == "delivered"]) == 1
-                [sent] = await _items(config, "notice")
+                [sent] = await work_items(config, "notice")
                 assert (sent.state, sent.recipient) == ("sent", PARTNER_MAIL)
             assert delivered.rcpt_to == (DMS_BOX,)
             assert delivered.data.replace(b"\r\n", b"\n").endswith(mail.replace(b"\r\n", b"\n"))
@@ -350,9 +349,9 @@ def test_the_axis_answering_421_then_250_is_retried_and_sent_once(
                 await _submit(where.submission[1], draft_mail(draft))
                 captured = await _eventually_once(axis)
                 taken_by = SystemClock().now()
-            [submission] = await _items(config, "submission")
+            [submission] = await work_items(config, "submission")
             assert submission.state == "sealed"
-            [send] = await _items(config, "send")
+            [send] = await work_items(config, "send")
             assert (send.state, send.attempts, send.last_error) == ("sent", 2, None)
             history = await _history(config, send.id)
             assert _states(history) == ["incoming", "active", "deferred", "active", "sent"], history
@@ -365,7 +364,7 @@ def test_the_axis_answering_421_then_250_is_retried_and_sent_once(
             assert _due(history, sent) <= send.sent_at <= taken_by
             assert send.sent_at - deferral.at >= timedelta(seconds=0.9)
             assert send.sent_at <= sent.at
-            assert await _items(config, "notice") == []  # a 4xx is not a failure: the DMS is not told
+            assert await work_items(config, "notice") == []  # a 4xx is not a failure: the DMS is not told
             assert (axis.data_commands, len(axis.messages)) == (2, 1)
             assert captured.rcpt_to == (DRAFT_RECIPIENT,)
 
@@ -410,13 +409,13 @@ def test_the_dms_down_then_up_keeps_the_verdict_and_delivers_once(
                 dms_switch.up = True
                 delivered = await _eventually_once(dms)
                 notice = await _eventually_once(axis, settle=0)
-            item = await _get(config, id)
+            item = await work_item(config, id)
             assert (item.state, item.verdict) == ("delivered", "accepted")
             history = await _history(config, id)
             assert len([e for e in history if e.event == "verdict"]) == 1
             assert len([e for e in history if e.event == "delivered"]) == 1
             assert _states(history).count("deferred") >= 2
-            assert len(await _items(config, "notice")) == 1  # one 01, not one per attempt
+            assert len(await work_items(config, "notice")) == 1  # one 01, not one per attempt
             assert delivered.rcpt_to == (DMS_BOX,)
             assert status_of(notice).status_code == "01"
 

@@ -22,7 +22,7 @@ from gateway.edxml.build import build
 from gateway.edxml.model import DocumentPackage
 from gateway.edxml.parse import parse
 from gateway.pipeline.mails import find_package
-from gateway.store import MessageView, Store
+from gateway.store import Store
 from tests.pdfs import SignedPdfs
 from tests.pipeline.test_receive import carrying, document
 from tests.pipeline.test_submission import RECIPIENT, draft_mail, draft_package
@@ -30,11 +30,11 @@ from tests.service import (
     PARTNER_MAIL,
     health,
     queued_id,
-    receipt_log,
     running,
     send_mail,
     status_of,
     until,
+    work_item,
     write_config,
 )
 from tests.smtpsink import SmtpSink
@@ -54,13 +54,6 @@ def unsigned(signed_pdfs: SignedPdfs) -> bytes:
 
 def _package(pdf: bytes) -> bytes:
     return build(document(("cong-van.pdf", pdf)))
-
-
-async def _item(config: Path, id: int) -> MessageView:
-    async with receipt_log(config) as store:
-        item = await store.get(id)
-    assert item is not None
-    return item
 
 
 def test_a_good_package_reaches_the_dms_and_the_sender_gets_status_01(
@@ -88,7 +81,7 @@ def test_a_good_package_reaches_the_dms_and_the_sender_gets_status_01(
                 await until(settled)
                 status, body = await health(where)
                 assert (status, body["status"]) == (200, "ok")
-            item = await _item(config, id)
+            item = await work_item(config, id)
             assert (item.state, item.verdict) == ("delivered", "accepted")
             [delivered] = dms.messages
             assert delivered.rcpt_to == ("vanthu@dms.tayninh.gov.vn",)
@@ -118,7 +111,7 @@ def test_a_refused_package_is_answered_with_status_02_naming_the_reason(
                     return bool(axis.messages)
 
                 await until(answered)
-            item = await _item(config, queued_id(reply))
+            item = await work_item(config, queued_id(reply))
             assert (item.state, item.verdict) == ("refused", "refused")
             assert not await asyncio.to_thread(lambda: list(tmp_path.glob("dms/new/*")))  # nothing reached the DMS
             [notice] = axis.messages

@@ -21,13 +21,12 @@ from typing import Any
 
 import pytest
 
-from gateway.clock import SystemClock
 from gateway.devpki import DevPKI
 from gateway.edxml.model import StatusPackage
 from gateway.edxml.parse import parse
 from gateway.pipeline.mails import find_package
-from gateway.store import MessageView, Store
-from tests.service import OUR_MAIL, PARTNER, PARTNER_MAIL, running, write_config
+from gateway.store import MessageView
+from tests.service import OUR_MAIL, PARTNER, PARTNER_MAIL, running, work_item, write_config
 
 pytestmark = pytest.mark.filterwarnings("ignore::ResourceWarning")
 
@@ -78,13 +77,7 @@ def _run_against_gateway(config: Path, pki: DevPKI, *extra: str) -> tuple[int, s
 
 
 async def _items(config: Path, ids: list[int]) -> list[MessageView]:
-    store = await Store.open(f"sqlite+aiosqlite:///{config.parent / 'gateway.db'}", clock=SystemClock(), migrate=False)
-    try:
-        items = [await store.get(id) for id in ids]
-    finally:
-        await store.close()
-    assert all(item is not None for item in items)
-    return [item for item in items if item is not None]
+    return [await work_item(config, id) for id in ids]
 
 
 def _codes(item: MessageView) -> set[str]:
