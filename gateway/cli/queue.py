@@ -210,14 +210,14 @@ async def _each(ids: list[int], action: Action) -> list[int]:
     return failed
 
 
-async def _retry_all(url: str, ids: list[int], reason: str) -> list[int]:
+async def _retry_all(url: str, ids: list[int], reason: str, *, force: bool) -> list[int]:
     store = await open_store(url)
     clock = SystemClock()
 
     async def one(item_id: int) -> str:
         before = await store.get(item_id)
         was = "" if before is None else f"{before.kind}, was {before.state}"
-        await retry(store, item_id, reason=reason, now=clock.now())
+        await retry(store, item_id, reason=reason, now=clock.now(), force=force)
         return f"{item_id}: back to incoming ({was}); the running gateway takes it within seconds"
 
     try:
@@ -230,15 +230,20 @@ async def _retry_all(url: str, ids: list[int], reason: str) -> list[int]:
 def retry_command(
     ids: IdsArgument,
     reason: Annotated[str | None, typer.Option("--reason", help="Why (journaled with your user name).")] = None,
+    force: Annotated[
+        bool, typer.Option("--force", help="Also retry a send the relay may already have (check its log first).")
+    ] = False,
     config: ConfigOption = None,
 ) -> None:
     """Put held or deferred items back to incoming: the running gateway processes them again.
 
     An inbound mail whose verdict is recorded is delivered, not judged again; one whose verdict
-    was deferred is judged once more (and held again if it still cannot be decided).
+    was deferred is judged once more (and held again if it still cannot be decided). A send held
+    after the relay may have taken it (e.g. the relay said 250 but the store could not record it)
+    is refused without --force: a retry could deliver the document twice.
     """
     journaled = admin_reason(reason, default="retry requested")
-    failed = run(_retry_all(store_url(config), ids, journaled))
+    failed = run(_retry_all(store_url(config), ids, journaled, force=force))
     if failed:
         raise typer.Exit(1)
 

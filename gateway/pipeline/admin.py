@@ -66,6 +66,8 @@ log = logging.getLogger(__name__)
 
 RETRYABLE = ("hold", "deferred")
 """The states ``retry`` takes an item out of."""
+MAYBE_SENT: tuple[str, ...] = ("unexpected: SentUnrecorded", "deadline exceeded", "handler left the item active")
+"""Hold reasons of a send after which the relay may already have the mail (``retry`` needs ``force``)."""
 RELEASABLE = ("hold", "deferred")
 """The states ``release`` takes an inbound item out of."""
 RELEASED_VERDICT = "released-by-admin"
@@ -95,30 +97,42 @@ class Released:
     """Status 01 notices created with the release (0 when one existed or none was possible)."""
 
 
-async def retry(store: Store, item_id: int, *, reason: str, now: datetime) -> MessageView:
+async def retry(store: Store, item_id: int, *, reason: str, now: datetime, force: bool = False) -> MessageView:
     """Put a held or deferred item back to ``incoming``, due now, for the workers to take.
 
     ``next_attempt_at`` is set to ``now``: the claim takes ``incoming`` items whatever it says,
     and a listing must not show a stale future attempt for an item that is due.
+
+    A send or notice held for a reason in :data:`MAYBE_SENT` may already be with the relay (it
+    answered 250 but the store did not record it, or the handler was cut off mid-send): a retry
+    could send the document twice, so it needs ``force`` after the admin checked the relay's log.
 
     Args:
         store: the store.
         item_id: the work item.
         reason: why, for the journal (the CLI adds the admin's name).
         now: the time it is due (aware).
+        force: retry a send that may already be with the relay.
 
     Returns:
         The item as it is now (``incoming``).
 
     Raises:
         NotFound: no such item.
-        NotActionable: the item is finished, being processed, or already waiting.
+        NotActionable: the item is finished, being processed, or already waiting; or it is a
+            send that may already have gone out and ``force`` is not given.
         InvalidTransition: a worker moved it between the check and the change (retry later).
         ValueError: ``now`` is naive, or the reason is not storable text.
     """
     require_aware(now)
     item = await _get(store, item_id)
     _require_state(item, RETRYABLE, "retried")
+    if not force and _maybe_sent(item):
+        raise NotActionable(
+            f"{item.kind} {item.id} may already be with the relay (held: {item.last_error}); a retry could send "
+            f"it twice. Look for Message-ID {item.message_id_header or '(unknown)'} in the relay's log, and "
+            "retry with --force only if the relay does not have it"
+        )
     return await store.transition(
         item.id, "incoming", reason=f"admin retry: {reason}", expect=item.state, next_attempt_at=now
     )
@@ -209,6 +223,10 @@ async def _get(store: Store, item_id: int) -> MessageView:
     if item is None:
         raise NotFound(f"no work item {item_id}")
     return item
+
+
+def _maybe_sent(item: MessageView) -> bool:
+    return item.kind in ("send", "notice") and item.state == "hold" and (item.last_error or "").startswith(MAYBE_SENT)
 
 
 def _require_state(item: MessageView, allowed: Iterable[str], action: str) -> None:

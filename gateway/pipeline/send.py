@@ -96,7 +96,7 @@ async def process_notice(item: MessageView, ctx: PipelineContext) -> None:
 async def _run(item: MessageView, ctx: PipelineContext, *, notify: bool) -> None:
     try:
         await _send(item, ctx, notify=notify)
-    except _Unrecorded:
+    except SentUnrecorded:
         raise  # sent: a retry would send it twice; the scheduler holds it for an admin
     except TransientError as exc:  # the spool or the store, before anything was sent
         log.warning("%s %s: temporary failure: %s", item.kind, item.id, exc)
@@ -106,7 +106,7 @@ async def _run(item: MessageView, ctx: PipelineContext, *, notify: bool) -> None
         await ctx.store.hold(item.id, f"unexpected: {type(exc).__name__}")
 
 
-class _Unrecorded(GatewayError):
+class SentUnrecorded(GatewayError):
     """The relay took the mail but ``sent`` could not be committed: must never become a retry."""
 
 
@@ -171,7 +171,7 @@ async def _record_sent(item: MessageView, ctx: PipelineContext, reply: str, *, s
                 # not say so. Escaping makes the scheduler hold the item for an admin instead of
                 # deferring it into a second send.
                 log.critical("%s %s: sent (%s) but not recorded: %s", item.kind, item.id, reply, exc)
-                raise _Unrecorded(f"sent ({reply}) but not recorded: {exc}") from exc
+                raise SentUnrecorded(f"sent ({reply}) but not recorded: {exc}") from exc
             await asyncio.sleep(pause)
 
 

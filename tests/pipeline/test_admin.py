@@ -166,6 +166,30 @@ def test_retry_takes_outbound_kinds_too(tmp_path: Path, dev_pki: DevPKI) -> None
     asyncio.run(go())
 
 
+@pytest.mark.parametrize("held_for", ["unexpected: SentUnrecorded", "deadline exceeded (120 s)"])
+def test_retry_of_a_send_the_relay_may_have_needs_force(tmp_path: Path, dev_pki: DevPKI, held_for: str) -> None:
+    """A send held after the relay may have said 250: a plain retry could send it twice (B8)."""
+
+    async def go() -> None:
+        async with world(tmp_path, dev_pki) as w:
+            sha256 = await w.spool.put(b"Subject: sealed\r\n\r\nsealed package\r\n")
+            send = await w.store.record_intake(
+                Intake(kind="send", channel="internal", sha256=sha256, size=34, document_id=DOCUMENT_ID,
+                       recipient=SENDER_MAIL, message_id_header="<once@tayninh.gov.vn>")
+            )  # fmt: skip
+            await w.store.claim(["send"], w.clock.now())
+            await w.store.hold(send.id, held_for)
+            with pytest.raises(NotActionable, match=r"may already be with the relay.*<once@tayninh.gov.vn>.*--force"):
+                await retry(w.store, send.id, reason=REASON, now=w.clock.now())
+            still = await w.store.get(send.id)
+            assert still is not None
+            assert still.state == "hold"
+            again = await retry(w.store, send.id, reason=REASON, now=w.clock.now(), force=True)
+            assert again.state == "incoming"
+
+    asyncio.run(go())
+
+
 def test_retry_refuses_what_is_not_held_or_deferred(tmp_path: Path, dev_pki: DevPKI, lawful: bytes) -> None:
     async def go() -> None:
         async with world(tmp_path, dev_pki) as w:
