@@ -2,16 +2,22 @@
 
 Invariants (design note §3, HOUSE.md rule 13):
 
-* on start, every item a crash left ``active`` goes back to ``incoming`` (``recover_active``)
-  before any worker claims: nothing is half done and forgotten;
+* on start, every item a crash of this instance left ``active`` goes back to ``incoming``
+  (``recover_active``) before any worker claims: nothing is half done and forgotten;
+* while running, the lease keeper renews the leases of the items in flight every third of
+  ``[store] lease_seconds`` and puts back to ``incoming`` the items of other instances whose
+  lease expired (``recover_expired``: an instance died), then wakes the workers. Several
+  instances on one PostgreSQL thus share the queue, and a dead one's work is finished by the
+  others (``gateway.store.lease``);
 * a worker claims one item at a time (``store.claim`` is atomic: two workers never get the same
   item) and runs the handler for its kind under a deadline;
 * a handler moves its item on (terminal, ``deferred`` or ``hold``). One that raises, overruns
   its deadline or returns with the item still ``active`` gets it held for an admin: never to
   the floor, never retried in a tight loop;
-* a graceful stop claims nothing more, lets in-flight handlers finish for ``grace`` seconds,
-  then cancels them; their items stay ``active`` and are recovered at the next start (the
-  handlers' steps are idempotent, so a replay changes nothing).
+* a graceful stop claims nothing more, lets in-flight handlers finish for ``grace`` seconds
+  (their leases still renewed), then cancels them; their items stay ``active`` and are
+  recovered at the next start, or by another instance once the lease expires (the handlers'
+  steps are idempotent, so a replay changes nothing).
 
 Latency: an intake edge sets ``wake`` after committing a row, which wakes idle workers at once;
 without a wake-up, idle workers look again every ``poll_seconds`` (deferred items coming due).
@@ -94,7 +100,39 @@ class Scheduler:
         if recovered:
             log.warning("recovered %d item(s) left active by an earlier run", recovered)
         self._tasks = [asyncio.create_task(self._worker(n), name=f"worker-{n}") for n in range(self._workers)]
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        keeper = asyncio.create_task(self._keep_leases(), name="leases")
+        try:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+        finally:
+            keeper.cancel()
+            await asyncio.gather(keeper, return_exceptions=True)
+
+    async def _keep_leases(self) -> None:
+        """Renew the leases in flight and take back abandoned items, every third of the lease."""
+        store = self._ctx.store
+        interval = store.lease_seconds / 3
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                busy = sorted(self._busy)
+                held = set(await store.renew(busy))
+                for lost in (i for i in busy if i not in held and i in self._busy):
+                    await self._report_lost(lost)
+                recovered = await store.recover_expired()
+            except Exception:  # the database is away for a moment: try again next round
+                log.exception("renewing leases failed; retrying in %.1f s", interval)
+                continue
+            if recovered:
+                log.warning("took back %d item(s) whose instance's lease expired", recovered)
+                self._wake.set()
+
+    async def _report_lost(self, id: int) -> None:
+        # Not returned by the renewal: finished meanwhile, or taken over by another instance.
+        item = await self._ctx.store.get(id)
+        if item is not None and item.state == "active" and item.owner != self._ctx.store.owner:
+            log.error(
+                "item %d: its lease expired and %s took it over; this handler's result will be refused", id, item.owner
+            )
 
     async def stop(self, grace: float) -> None:
         """Stop claiming; wait up to ``grace`` seconds for handlers in flight, then cancel them.

@@ -13,8 +13,20 @@ SQLite (the embedded default) is opened so that it survives crashes and concurre
   never wait;
 * an in-memory database (tests) gets one shared connection.
 
-PostgreSQL (issue 7) needs none of this: ``READ COMMITTED`` plus the row locks taken by the
-claim (``FOR UPDATE SKIP LOCKED``) and by the chain append (``FOR UPDATE`` on the head row).
+PostgreSQL (several instances on one database) needs none of this: ``READ COMMITTED`` plus
+the row locks of the write transaction (``session.py``: the chain head first, ``FOR UPDATE``;
+then the items, the claim with ``SKIP LOCKED``). Its connections come from a small pool
+(checked before use: a restarted server costs one failed ping, not a failed write); each
+session runs in UTC, names itself ``gateway`` in ``pg_stat_activity``, is cut by the server
+when it sits idle inside a transaction for a minute (a stopped process must not hold the chain
+head forever) and is probed by TCP keepalives (a vanished host's session ends within ~90 s).
+Only ``postgresql+asyncpg`` is accepted: the store is async throughout. No password belongs in
+the URL: asyncpg reads ``PGPASSFILE`` / ``~/.pgpass`` like libpq.
+
+Errors: every driver error becomes a ``TransientError`` (try again later), a full disk
+``StorageFull``; at start, a database that refuses us or does not exist is a ``ConfigError``
+(``open_error``); deadlocks and serialization failures are worth running again
+(``retryable``: the writer does, see ``session.py``).
 """
 
 from __future__ import annotations
@@ -29,7 +41,7 @@ from sqlalchemy.exc import ArgumentError, DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import StaticPool
 
-from gateway.errors import ConfigError, TransientError
+from gateway.errors import ConfigError, GatewayError, TransientError
 from gateway.store.records import StorageFull
 
 __all__ = [
@@ -37,8 +49,10 @@ __all__ = [
     "SQLITE_PRAGMAS",
     "create_engine",
     "is_memory",
+    "open_error",
     "prepare_sqlite_file",
     "resolve_url",
+    "retryable",
     "sqlite_path",
     "translate_db_error",
 ]
@@ -52,6 +66,22 @@ SQLITE_PRAGMAS: Final = (
 BEGIN_OPTION: Final = "gateway_begin"
 """Execution option naming the SQLite ``BEGIN`` mode of a transaction (``IMMEDIATE`` for writes)."""
 _BEGIN_MODES: Final = ("DEFERRED", "IMMEDIATE")
+_DRIVERS: Final = {"sqlite": "aiosqlite", "postgresql": "asyncpg"}
+"""The one async driver the store uses for each database."""
+_URL_HINT: Final = "use sqlite+aiosqlite:///path/gateway.db or postgresql+asyncpg://user@host:5432/gateway"
+POSTGRES_POOL: Final = {"pool_size": 5, "max_overflow": 10, "pool_timeout": 30, "pool_pre_ping": True}
+"""Connections per process: the writer, the lease keeper, readers (web pages, CLI, verify-chain)."""
+POSTGRES_SESSION: Final = {
+    "application_name": "gateway",
+    "TimeZone": "UTC",
+    "idle_in_transaction_session_timeout": "60000",
+    # A vanished client host (power cut) is noticed in about 90 s, not the kernel's 2 hours:
+    # its session ends and gives back what it held (the chain head, its instance name).
+    "tcp_keepalives_idle": "60",
+    "tcp_keepalives_interval": "10",
+    "tcp_keepalives_count": "3",
+}
+_CONNECT_SECONDS: Final = 10
 
 
 def _parse(url: str | URL) -> URL:
@@ -145,24 +175,36 @@ def _on_begin(conn: Connection) -> None:
     conn.exec_driver_sql(f"BEGIN {mode}")
 
 
+def _engine_options(parsed: URL) -> dict[str, Any]:
+    backend, driver = parsed.get_backend_name(), parsed.get_driver_name()
+    if _DRIVERS.get(backend) != driver:
+        where = parsed.render_as_string()
+        raise ConfigError(
+            f"[store] url {where!r} cannot be used: no store driver for {backend}+{driver}", hint=_URL_HINT
+        )
+    if is_memory(parsed):
+        # One connection, or every checkout would see a fresh empty database.
+        return {"poolclass": StaticPool, "connect_args": {"check_same_thread": False}}
+    if backend == "postgresql":
+        if not parsed.database:
+            raise ConfigError(f"[store] url {parsed.render_as_string()!r} names no database", hint=_URL_HINT)
+        connect = {"timeout": _CONNECT_SECONDS, "server_settings": dict(POSTGRES_SESSION)}
+        return {**POSTGRES_POOL, "connect_args": connect}
+    return {}
+
+
 def create_engine(url: str | URL) -> AsyncEngine:
     """Create the async engine for ``url`` with the settings described in the module docstring.
 
     Raises:
-        ConfigError: not a database URL, or not an async driver.
+        ConfigError: not a database URL, or not one of the two async drivers.
     """
     parsed = _parse(url)
-    options: dict[str, Any] = {}
-    if is_memory(parsed):
-        # One connection, or every checkout would see a fresh empty database.
-        options = {"poolclass": StaticPool, "connect_args": {"check_same_thread": False}}
+    options = _engine_options(parsed)
     try:
         engine = create_async_engine(parsed, **options)
     except (ArgumentError, ImportError) as exc:
-        raise ConfigError(
-            f"[store] url {parsed.render_as_string()!r} cannot be used ({exc})",
-            hint="use sqlite+aiosqlite:///path or postgresql+asyncpg://host/db",
-        ) from None
+        raise ConfigError(f"[store] url {parsed.render_as_string()!r} cannot be used ({exc})", hint=_URL_HINT) from None
     if parsed.get_backend_name() == "sqlite":
         event.listen(engine.sync_engine, "connect", _on_connect)
         event.listen(engine.sync_engine, "begin", _on_begin)
@@ -170,17 +212,55 @@ def create_engine(url: str | URL) -> AsyncEngine:
 
 
 _FULL_ERRNOS: Final = (errno.ENOSPC, errno.EDQUOT)
+_RETRY_STATES: Final = ("40001", "40P01")
+"""PostgreSQL's serialization failure and deadlock: the transaction was rolled back, run it again."""
+_REFUSED_STATES: Final = ("28000", "28P01", "3D000", "42501")
+"""Bad role or password, no such database, no privilege: configuration, not a passing outage."""
+
+
+def _sqlstate(exc: BaseException) -> str | None:
+    orig = getattr(exc, "orig", None)
+    code = getattr(orig, "sqlstate", None) or getattr(orig, "pgcode", None)
+    return str(code) if code else None
+
+
+def retryable(exc: BaseException) -> bool:
+    """Whether ``exc`` is a deadlock or serialization failure (PostgreSQL): the same transaction may succeed."""
+    return isinstance(exc, DBAPIError) and _sqlstate(exc) in _RETRY_STATES
 
 
 def translate_db_error(exc: DBAPIError) -> TransientError:
     """Turn a driver error into what the edges understand (HOUSE.md rule 6).
 
-    Database trouble (locked past the timeout, disk full, I/O error, connection lost) means
-    "try again later": the SMTP edge answers 451, or 452 for a full disk.
+    Database trouble (locked past the timeout, disk full, I/O error, connection lost, a
+    PostgreSQL server restarting) means "try again later": the SMTP edge answers 451, or 452
+    for a full disk (SQLite's SQLITE_FULL, ENOSPC/EDQUOT, PostgreSQL's 53100 disk_full).
     """
     text = str(exc.orig) if exc.orig is not None else str(exc)
     lowered = text.lower()
     orig_errno = getattr(exc.orig, "errno", None)
-    if "full" in lowered or orig_errno in _FULL_ERRNOS or getattr(exc.orig, "sqlite_errorcode", None) == 13:
+    full = "full" in lowered or orig_errno in _FULL_ERRNOS or _sqlstate(exc) == "53100"
+    if full or getattr(exc.orig, "sqlite_errorcode", None) == 13:
         return StorageFull(f"the database is full: {text}")
     return TransientError(f"database unavailable: {text}")
+
+
+def open_error(exc: BaseException, url: str | URL) -> GatewayError | None:
+    """What opening the store at ``url`` should raise for ``exc`` (``None``: not a database error).
+
+    A server that refuses our role or password, or has no such database, is a configuration
+    error (``gateway serve`` exits 2 naming ``[store] url``); one that cannot be reached is
+    transient (a database starting after the gateway: systemd restarts us).
+    """
+    where = _parse(url).render_as_string(hide_password=True)
+    if isinstance(exc, DBAPIError):
+        if _sqlstate(exc) in _REFUSED_STATES:
+            text = str(exc.orig) if exc.orig is not None else str(exc)
+            return ConfigError(
+                f"[store] url {where!r}: the database refused us ({text})",
+                hint="create the role and the database (README: several instances), or fix the URL or ~/.pgpass",
+            )
+        return translate_db_error(exc)
+    if isinstance(exc, OSError):
+        return TransientError(f"cannot reach the database at {where}: {exc}")
+    return None

@@ -13,10 +13,13 @@ parsed value, so only a change of meaning breaks it.
 Invariants:
 
 * rows are only inserted, with ``seq`` = head + 1 assigned here (never by the database);
-* :func:`append` is the **last** thing a write transaction does: it locks the head row
-  (``FOR UPDATE``: a no-op on SQLite, whose ``BEGIN IMMEDIATE`` already excludes other
-  writers; a row lock on PostgreSQL), so concurrent writers queue for the head only briefly,
-  always after their own row locks: one lock order, no deadlock, and the chain stays linear;
+* every write transaction locks the head row **first** (:func:`lock_head`, ``FOR UPDATE``:
+  a no-op on SQLite, whose ``BEGIN IMMEDIATE`` already excludes other writers; a row lock on
+  PostgreSQL, held to the commit), before it takes its time or touches an item: the writers of
+  all instances take turns, so the chain stays linear, its times never go backwards, and there
+  is one lock order (the head, then items), hence no deadlock between writers;
+* :func:`append` is the **last** thing a write transaction does (it reads the head again, under
+  the same lock);
 * the head row (``journal_head``) always equals the last journal row, so rows cut from the end
   are noticed too.
 """
@@ -46,6 +49,7 @@ __all__ = [
     "history",
     "iso_utc",
     "json_sha256",
+    "lock_head",
     "verify",
 ]
 
@@ -105,11 +109,16 @@ class PendingEvent:
 def head_lock_query() -> Select[Any]:
     """Read the chain head, locking it until the transaction ends.
 
-    The isolated, dialect-specific step of the append: ``FOR UPDATE`` on PostgreSQL queues
-    concurrent appenders here (every instance, every worker), so no two read the same head;
+    The isolated, dialect-specific step of every write: ``FOR UPDATE`` on PostgreSQL queues
+    concurrent writers here (every instance, every worker), so no two read the same head;
     SQLite renders no lock clause, its ``BEGIN IMMEDIATE`` transaction already excludes writers.
     """
     return select(head.c.seq, head.c.hash).where(head.c.id == 1).with_for_update()
+
+
+async def lock_head(conn: AsyncConnection) -> None:
+    """Take the chain head's lock: the first statement of every write transaction (see above)."""
+    (await conn.execute(head_lock_query())).one()
 
 
 async def append(conn: AsyncConnection, events: Sequence[PendingEvent]) -> int:

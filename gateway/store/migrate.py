@@ -6,9 +6,11 @@ mode, which SQLite needs for anything beyond ``ADD COLUMN``. ``tests/store/test_
 proves that head equals the tables in ``tables.py``.
 
 Upgrades run inside one write transaction (SQLite DDL is transactional once the driver's
-implicit transaction handling is off, see ``db.py``): a failed upgrade leaves the old schema,
-and two processes starting together upgrade once (the second waits for the write lock, then
-finds the database at head).
+implicit transaction handling is off, see ``db.py``; PostgreSQL's always is): a failed upgrade
+leaves the old schema, and two processes starting together upgrade once (the second waits for
+the write lock, then finds the database at head). On PostgreSQL that lock is a transaction
+advisory lock taken first (``MIGRATION_LOCK``): without it, two instances starting together
+would both see an empty database and the second would fail on "relation already exists".
 
 To write a new revision: change ``tables.py``, then ``alembic -c /dev/null`` is no help —
 generate a draft with :func:`draft_revision` against a scratch database at the previous head,
@@ -24,16 +26,27 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from sqlalchemy import text
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from gateway.store.db import BEGIN_OPTION, translate_db_error
+from gateway.store.db import BEGIN_OPTION, open_error
 
-__all__ = ["SCRIPTS", "alembic_config", "current_revision", "draft_revision", "head_revision", "upgrade"]
+__all__ = [
+    "MIGRATION_LOCK",
+    "SCRIPTS",
+    "alembic_config",
+    "current_revision",
+    "draft_revision",
+    "head_revision",
+    "upgrade",
+]
 
 SCRIPTS: Final = Path(__file__).parent / "migrations"
 """The Alembic script directory (package data)."""
+MIGRATION_LOCK: Final = 0x67617465_77617931
+"""The PostgreSQL advisory lock key that serialises schema upgrades ("gateway1" in ASCII)."""
 
 
 def alembic_config(connection: Connection | None = None) -> Config:
@@ -65,8 +78,12 @@ async def current_revision(engine: AsyncEngine) -> str | None:
     try:
         async with engine.connect() as conn:
             return await conn.run_sync(_current)
-    except DBAPIError as exc:
-        raise translate_db_error(exc) from exc
+    except (DBAPIError, OSError) as exc:
+        raise _opening(exc, engine) from exc
+
+
+def _opening(exc: DBAPIError | OSError, engine: AsyncEngine) -> Exception:
+    return open_error(exc, engine.url) or exc
 
 
 def _upgrade(connection: Connection, revision: str) -> None:
@@ -109,6 +126,7 @@ async def upgrade(engine: AsyncEngine, revision: str = "head") -> str | None:
 
     Raises:
         TransientError: the database is locked past the timeout, full or unreachable.
+        ConfigError: the database refuses our role, or does not exist (PostgreSQL).
     """
     sqlite = engine.dialect.name == "sqlite"
     try:
@@ -118,6 +136,8 @@ async def upgrade(engine: AsyncEngine, revision: str = "head") -> str | None:
             try:
                 await conn.execution_options(**{BEGIN_OPTION: "IMMEDIATE"})
                 async with conn.begin():
+                    if engine.dialect.name == "postgresql":
+                        await conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK})
                     await conn.run_sync(_upgrade, revision)
                     if sqlite:
                         await conn.run_sync(_check_foreign_keys)
@@ -126,8 +146,8 @@ async def upgrade(engine: AsyncEngine, revision: str = "head") -> str | None:
                 if sqlite:
                     await conn.run_sync(_restore_foreign_keys)
             return reached
-    except DBAPIError as exc:
-        raise translate_db_error(exc) from exc
+    except (DBAPIError, OSError) as exc:
+        raise _opening(exc, engine) from exc
 
 
 def _draft(connection: Connection, message: str) -> None:

@@ -4,7 +4,8 @@ Every change runs inside a write transaction that also appends its journal event
 so a crash leaves either the change and its record or neither. Within a process all writes go
 through one writer task that commits whatever is waiting together (``session``: group commit);
 between processes, writers are serialised by SQLite's ``BEGIN IMMEDIATE``, or on PostgreSQL by
-the row locks of the claim (``FOR UPDATE SKIP LOCKED``) and of the chain head.
+the row lock of the chain head (and the claim's ``FOR UPDATE SKIP LOCKED``). Each claim is
+leased to this store's instance (``lease``): several instances share one queue on PostgreSQL.
 
 Reads (``get``, ``list``, ``verify_chain``) use a deferred transaction: in WAL mode they see a
 consistent snapshot and never wait for a writer.
@@ -13,14 +14,14 @@ consistent snapshot and never wait for a writer.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, TypeAlias
 
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from gateway.clock import Clock, require_aware
 from gateway.errors import ConfigError
-from gateway.store import journal, reads, replay, writes
+from gateway.store import journal, lease, reads, replay, search, writes
 from gateway.store.db import create_engine, is_memory, prepare_sqlite_file
 from gateway.store.migrate import current_revision, head_revision, upgrade
 from gateway.store.records import ChainCheck, Intake, JournalView, MessageView, StatusEventView, check_text
@@ -38,38 +39,86 @@ class Store:
     Build it with :meth:`open`; close it with :meth:`close` (or ``async with``).
     """
 
-    def __init__(self, engine: AsyncEngine, *, clock: Clock, memory: bool = False) -> None:
-        self._tx = Transactions(engine, clock=clock, memory=memory)
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        *,
+        clock: Clock,
+        memory: bool = False,
+        owner: str | None = None,
+        lease_seconds: float = lease.DEFAULT_LEASE_SECONDS,
+        name: lease.InstanceName | None = None,
+    ) -> None:
+        if lease_seconds <= 0:
+            raise ValueError(f"lease_seconds must be positive, not {lease_seconds}")
+        owner = owner or lease.tool_owner()
+        self._tx = Transactions(engine, clock=clock, memory=memory, owner=owner, lease=timedelta(seconds=lease_seconds))
+        self._name = name
 
     @classmethod
-    async def open(cls, url: str, *, clock: Clock, migrate: bool = True) -> Store:
+    async def open(
+        cls,
+        url: str,
+        *,
+        clock: Clock,
+        migrate: bool = True,
+        instance: str | None = None,
+        lease_seconds: float = lease.DEFAULT_LEASE_SECONDS,
+    ) -> Store:
         """Connect to ``url`` and (by default) upgrade the schema to head.
 
         Args:
             url: a SQLAlchemy async URL, already resolved (see ``db.resolve_url``).
             clock: the time source for every recorded time.
             migrate: ``False`` for read-only tools, which then refuse a database not at head.
+            instance: the name this process claims work under (``[store] instance``), held
+                exclusively while the store is open (``lease.InstanceName``); ``None``: a name
+                of its own for this store (tools, tests).
+            lease_seconds: how long a claim is leased before other instances may take it back.
 
         Raises:
-            ConfigError: the URL is unusable, or (``migrate=False``) there is no database file or
-                its schema is not at head.
+            ConfigError: the URL is unusable, the database refuses us, (``migrate=False``) there
+                is no database file or its schema is not at head, or another running process
+                holds ``instance``.
             TransientError: the database cannot be reached or upgraded now.
         """
+        if instance is not None:
+            lease.check_instance(instance, lease_seconds)
         prepare_sqlite_file(url, create=migrate)
         engine = create_engine(url)
+        name = None if instance is None else lease.InstanceName(instance)
         try:
             if migrate:
                 await upgrade(engine)
             else:
                 await _require_head(engine)
+            if name is not None:
+                await name.acquire(engine)
         except BaseException:
             await engine.dispose()
             raise
-        return cls(engine, clock=clock, memory=is_memory(url))
+        options: dict[str, Any] = {"owner": instance, "lease_seconds": lease_seconds, "name": name}
+        return cls(engine, clock=clock, memory=is_memory(url), **options)
 
     async def close(self) -> None:
-        """Let running transactions finish, then close every connection (SQLite checkpoints the WAL)."""
+        """Let running transactions finish, give the instance name back, close every connection.
+
+        (SQLite checkpoints the WAL.)
+        """
+        await self._tx.settle()
+        if self._name is not None:
+            await self._name.release()
         await self._tx.close()
+
+    @property
+    def owner(self) -> str:
+        """The instance this store claims work for (``MessageView.owner`` of its claims)."""
+        return self._tx.owner
+
+    @property
+    def lease_seconds(self) -> float:
+        """How long a claim is leased (the scheduler renews every third of it)."""
+        return self._tx.lease.total_seconds()
 
     async def __aenter__(self) -> Store:
         return self
@@ -224,12 +273,32 @@ class Store:
         return await self.transition(id, "hold", reason=reason, last_error=reason)
 
     async def recover_active(self) -> int:
-        """At start: put every ``active`` item back to ``incoming`` (a crash left it half done).
+        """At start: put ``active`` items back to ``incoming`` (a crash left them half done).
+
+        Takes this instance's own items and those whose lease expired (a dead instance's),
+        never a live instance's (``lease.py``).
 
         Returns:
             How many were recovered.
         """
-        return await self._tx.write(writes.recover)
+        return await self._tx.write(lambda tx: lease.recover(tx, own=True))
+
+    async def recover_expired(self) -> int:
+        """While running: put other instances' ``active`` items whose lease expired back to ``incoming``.
+
+        Returns:
+            How many were recovered.
+        """
+        return await self._tx.write(lambda tx: lease.recover(tx, own=False))
+
+    async def renew(self, ids: Iterable[int]) -> list[int]:
+        """Extend this instance's leases on ``ids`` (the items its handlers are running).
+
+        Returns:
+            The ids it still holds; any other was taken over after its lease expired.
+        """
+        wanted = sorted(set(ids))
+        return await self._tx.write(lambda tx: lease.renew(tx, wanted))
 
     async def add_status_event(
         self,
@@ -311,6 +380,36 @@ class Store:
             since=since, until=until, direction=direction, state=state, kind=kind, parent_id=parent_id, limit=limit
         )
         return await self._tx.read(lambda conn: reads.list_messages(conn, query))
+
+    async def search(
+        self,
+        *,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        sender: str | None = None,
+        recipient: str | None = None,
+        code: str | None = None,
+        verdict: str | None = None,
+        direction: str | None = None,
+        text: str | None = None,
+        before_id: int | None = None,
+        limit: int = 50,
+    ) -> Views:
+        """The archivist's search: work items matching every given filter, newest first.
+
+        See ``search.search_query`` for the filters (``text``: words that must all occur).
+
+        Raises:
+            ValueError: a naive time, an unknown verdict or direction, or a limit below 1.
+            NotFound: ``before_id`` names no work item.
+        """
+        filters: dict[str, Any] = dict(since=since, until=until, sender=sender, recipient=recipient, code=code)
+        filters.update(verdict=verdict, direction=direction, text_query=text, before_id=before_id, limit=limit)
+        return await self._tx.read(lambda conn: search.run_search(conn, **filters))
+
+    async def count_by_state(self) -> dict[tuple[str, str], int]:
+        """How many work items there are of each (kind, state) (``/metrics``)."""
+        return await self._tx.read(search.count_by_state)
 
 
 async def _require_head(engine: AsyncEngine) -> None:

@@ -264,6 +264,10 @@ class MessageView:
     parent_id: int | None
     recipient: str | None
     imap_key: str | None
+    owner: str | None = None
+    """The instance that claimed it last (``[store] instance``); ``None`` if never claimed."""
+    lease_until: datetime | None = None
+    """While ``active``: until when the owner holds it (renewed as it works)."""
 
     @classmethod
     def from_row(cls, row: Mapping[Any, Any]) -> MessageView:

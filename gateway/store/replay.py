@@ -7,8 +7,10 @@ an edited ``received_at``, verdict or state, or a row inserted behind the store'
 reported with the item's id and the column.
 
 Large JSON columns (``report``, ``findings``) are compared by the SHA-256 of their canonical
-JSON, times by their ISO UTC spelling. Work items are read in id order, in batches, with their
-events (``ix_journal_message_id``), so memory stays small on a log of millions of rows.
+JSON, times by their ISO UTC spelling. The lease time is the one column not compared: it is
+renewed while an item is worked on and is not part of the record (the owner is, with each
+claim). Work items are read in id order, in batches, with their events
+(``ix_journal_message_id``), so memory stays small on a log of millions of rows.
 """
 
 from __future__ import annotations
@@ -32,7 +34,9 @@ J = journal_table
 _BATCH: Final = 500
 _MAX_PROBLEMS: Final = 20
 _LARGE: Final = ("report", "findings")
-_COLUMNS: Final = tuple(c.name for c in M.columns if c.name != "id")
+_NOT_EVIDENCE: Final = ("id", "lease_until")
+"""Not replayed: the key, and the lease time (renewed without a journal event, see ``lease.py``)."""
+_COLUMNS: Final = tuple(c.name for c in M.columns if c.name not in _NOT_EVIDENCE)
 
 
 def _normal(column: str, value: Any) -> Any:

@@ -9,8 +9,15 @@ Rules every transaction follows:
   (bad input, a taken key), the transaction is rolled back, that caller gets the error and the
   others run again without it: they commit exactly as if each had run alone, in order. Database
   trouble fails the whole batch;
-* a write transaction starts with ``BEGIN IMMEDIATE`` on SQLite (``db.py``) and ends by
-  appending its journal events (``journal.append``): a change and its record commit together;
+* a write transaction starts with ``BEGIN IMMEDIATE`` on SQLite (``db.py``), then locks the
+  chain head (``journal.lock_head``: a row lock on PostgreSQL, which makes the writers of every
+  instance take turns exactly as SQLite's write lock does) and only then takes its time, and
+  ends by appending its journal events (``journal.append``): a change and its record commit
+  together, the chain stays linear, and journal times never go backwards across instances.
+  One lock order for every writer (the head, then items): writers never deadlock each other;
+* on PostgreSQL a deadlock or serialization failure (with some other client of the database)
+  rolls the transaction back and the writer runs the same batch again, up to ``RETRIES``
+  times; each attempt starts from scratch, like the re-runs after a failed request;
 * once queued, a write runs to its end whatever happens to its caller: cancelling the caller
   (an SMTP client gone, shutdown) cannot leave a connection half way through a statement holding
   the database's write lock. The caller sees ``CancelledError``; the change commits or not as it
@@ -26,7 +33,8 @@ from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager, nullcontext
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from datetime import timedelta
+from typing import Any, Final, TypeVar
 
 from sqlalchemy.exc import DBAPIError, IntegrityError, StatementError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -34,15 +42,18 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from gateway.clock import Clock
 from gateway.errors import TransientError
 from gateway.store import journal
-from gateway.store.db import BEGIN_OPTION, translate_db_error
+from gateway.store.db import BEGIN_OPTION, retryable, translate_db_error
 from gateway.store.records import StoreError
 from gateway.store.writes import Tx
 
-__all__ = ["MAX_BATCH", "Transactions", "translate"]
+__all__ = ["MAX_BATCH", "RETRIES", "Transactions", "translate"]
 
 T = TypeVar("T")
 MAX_BATCH = 64
 """Most write requests committed together (bounds the time a batch holds the write lock)."""
+RETRIES: Final = 3
+"""Runs of a batch after a deadlock or serialization failure, before its callers get the error."""
+_RETRY_PAUSE: Final = 0.05
 
 
 def _unwrap(exc: StatementError) -> Exception:
@@ -88,6 +99,10 @@ class _RollBack(Exception):
     """One request of a batch failed: roll the transaction back and run the others again."""
 
 
+class _Again(Exception):
+    """The database rolled the batch back (deadlock, serialization failure): run it all again."""
+
+
 def _broken(exc: Exception) -> bool:
     # Database trouble spoils the whole transaction; a request's own failure (bad input, a
     # taken key, a refused constraint) spoils only that request.
@@ -116,10 +131,14 @@ class Transactions:
         engine: the store's engine.
         clock: gives each write transaction its time.
         memory: an in-memory SQLite database (one shared connection: readers queue too).
+        owner: the instance writing (``Tx.owner``: claims are leased to it).
+        lease: how long a claim is leased for.
     """
 
-    def __init__(self, engine: AsyncEngine, *, clock: Clock, memory: bool) -> None:
+    def __init__(self, engine: AsyncEngine, *, clock: Clock, memory: bool, owner: str, lease: timedelta) -> None:
         self.engine = engine
+        self.owner = owner
+        self.lease = lease
         self._clock = clock
         # An in-memory database is one shared connection: the writer and readers take turns.
         self._connection_lock = asyncio.Lock() if memory else None
@@ -145,7 +164,11 @@ class Transactions:
         try:
             while self._waiting:
                 batch = [self._waiting.popleft() for _ in range(min(MAX_BATCH, len(self._waiting)))]
-                await self._commit(batch)
+                try:
+                    await self._commit(batch)
+                except Exception as exc:  # pragma: no cover - a bug here must not leave callers waiting
+                    for request in batch:
+                        _settle(request.future, error=exc)
         finally:
             # No await between the last emptiness check and this: a new request starts a new writer.
             self._writer = None
@@ -154,24 +177,40 @@ class Transactions:
         # Optimistic: no savepoints (two statements each). When a request fails, the whole
         # transaction is rolled back, that request gets its error, and the rest run again.
         pending = list(batch)
+        runs = 0
         while pending:
-            failed = await self._attempt(pending)
+            try:
+                failed = await self._attempt(pending, last=runs >= RETRIES)
+            except _Again:
+                runs += 1
+                await self._pause(pending, runs)
+                continue
             if failed is None:
                 return
             pending.remove(failed)
 
-    async def _attempt(self, pending: list[_Request]) -> _Request | None:
+    @staticmethod
+    async def _pause(pending: list[_Request], runs: int) -> None:
+        try:
+            await asyncio.sleep(_RETRY_PAUSE * runs)
+        except BaseException:
+            for request in pending:  # the writer is cancelled between two runs: so are its requests
+                request.future.cancel()
+            raise
+
+    async def _attempt(self, pending: list[_Request], *, last: bool) -> _Request | None:
         results: list[Any] = []
         culprit: tuple[_Request, Exception] | None = None
         try:
             async with self._connection_lock or nullcontext(), self.engine.connect() as conn:
                 await conn.execution_options(**{BEGIN_OPTION: "IMMEDIATE"})
                 async with conn.begin():
+                    await journal.lock_head(conn)
                     # The time is taken with the write lock held: journal times never go backwards.
                     at = self._clock.now()
                     events: list[journal.PendingEvent] = []
                     for request in pending:
-                        tx = Tx(conn, at)
+                        tx = Tx(conn, at, self.owner, self.lease)
                         try:
                             results.append(await request.work(tx))
                         except Exception as exc:
@@ -187,6 +226,8 @@ class Transactions:
             _settle(request.future, error=translate(error))
             return request
         except Exception as exc:
+            if retryable(exc) and not last:
+                raise _Again from exc
             failure = translate(exc)
             for request in pending:
                 _settle(request.future, error=failure)
@@ -218,8 +259,12 @@ class Transactions:
         task.add_done_callback(_retrieve)
         return await asyncio.shield(task)
 
-    async def close(self) -> None:
-        """Let queued writes and running reads finish, then close every connection."""
+    async def settle(self) -> None:
+        """Wait until no write is queued and no read runs."""
         while self._writer is not None or self._reads:
             await asyncio.gather(*filter(None, (self._writer, *self._reads)), return_exceptions=True)
+
+    async def close(self) -> None:
+        """Let queued writes and running reads finish, then close every connection."""
+        await self.settle()
         await self.engine.dispose()

@@ -38,16 +38,22 @@ __all__ = [
     "CHANNELS",
     "DIRECTIONS",
     "EVENTS",
+    "FTS_FACETS",
+    "FTS_TABLE",
+    "FTS_WORD_COLUMNS",
     "KINDS",
     "STATES",
     "TERMINAL",
     "JournalEntry",
     "JournalHead",
     "Message",
+    "MessageRecipient",
     "StatusEvent",
     "UTCDateTime",
+    "foreign_to_metadata",
     "journal_head_table",
     "journal_table",
+    "message_recipients_table",
     "messages_table",
     "metadata",
     "status_events_table",
@@ -66,6 +72,19 @@ TERMINAL: Final[dict[str, frozenset[str]]] = {
 """Design note §3: the states in which a work item of each kind is finished."""
 EVENTS: Final = ("received", "transition", "verdict", "status", "delivered", "sent", "released")
 """Journal event names (design note §4)."""
+FTS_TABLE: Final = "messages_fts"
+"""SQLite's full-text index over the searchable columns (revision 0002). A virtual table, kept
+by triggers and not part of :data:`metadata`: Alembic's comparison skips it (``foreign_to_metadata``)."""
+FTS_WORD_COLUMNS: Final = ("subject", "code", "document_id", "organs", "findings")
+"""The FTS columns that hold words (a user's words are matched in these only)."""
+FTS_FACETS: Final = "facets"
+"""The FTS column of filter tokens (``y2024``, ``m202406``, ``d20240615``, ``s``/``r``/``v``/``c`` + hex),
+written by revision 0002's triggers; ``gateway.store.search`` makes the same tokens."""
+
+
+def foreign_to_metadata(name: str | None) -> bool:
+    """Whether a database table is one the schema comparison must skip: the FTS table and its shadows."""
+    return name is not None and (name == FTS_TABLE or name.startswith(f"{FTS_TABLE}_"))
 
 
 def _in(column: str, values: tuple[str, ...]) -> str:
@@ -135,6 +154,9 @@ class Message(_Table, table=True):
         Index("ix_messages_received_at", "received_at"),
         Index("ix_messages_document_id", "document_id"),
         Index("ix_messages_parent_id", "parent_id"),
+        # The archivist's search (revision 0002): a sender over a date range, a document's code.
+        Index("ix_messages_from_organ", "from_organ", "received_at"),
+        Index("ix_messages_code", "code"),
         {"sqlite_autoincrement": True},  # ids appear in delivery keys: never reuse one
     )
 
@@ -169,6 +191,11 @@ class Message(_Table, table=True):
     parent_id: int | None = None
     recipient: str | None = Field(default=None, max_length=320)
     imap_key: str | None = Field(default=None, max_length=1024)
+    # The claim's lease (revision 0003): the instance working on an ``active`` item, and until
+    # when. The owner is journaled with each claim; the lease time is renewed while the work
+    # runs and is not evidence (the replay skips it).
+    owner: str | None = Field(default=None, max_length=255)
+    lease_until: datetime | None = Field(default=None, sa_type=UTCDateTime)
 
 
 class StatusEvent(_Table, table=True):
@@ -190,6 +217,27 @@ class StatusEvent(_Table, table=True):
     received_at: datetime = Field(sa_type=UTCDateTime)
     from_organ: str | None = Field(default=None, max_length=255)
     inbound_id: int | None = None
+
+
+class MessageRecipient(_Table, table=True):
+    """One recipient OrganId of a work item: ``messages.to_organs`` unrolled for search.
+
+    Derived data, written only by database triggers (revision 0002) whenever ``to_organs`` is
+    set, so an index can answer "everything addressed to this organ" without reading JSON.
+    """
+
+    __tablename__ = "message_recipients"
+    __table_args__ = (
+        ForeignKeyConstraint(["message_id"], ["messages.id"], name="fk_message_recipients_message_id"),
+        Index("ix_message_recipients_message_id", "message_id"),
+        # "Addressed to X over a date range, newest first" walks this index backwards.
+        Index("ix_message_recipients_organ", "organ", "received_at", "message_id"),
+    )
+
+    organ: str = Field(primary_key=True, max_length=255)
+    message_id: int = Field(primary_key=True, sa_column_kwargs={"autoincrement": False})
+    received_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    """A copy of ``messages.received_at`` (fixed at intake), so the index above can order by it."""
 
 
 class JournalEntry(_Table, table=True):
@@ -232,4 +280,5 @@ class JournalHead(_Table, table=True):
 messages_table: Table = metadata.tables["messages"]
 status_events_table: Table = metadata.tables["status_events"]
 journal_table: Table = metadata.tables["journal"]
+message_recipients_table: Table = metadata.tables["message_recipients"]
 journal_head_table: Table = metadata.tables["journal_head"]

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Select, and_, insert, or_, select, update
@@ -39,7 +39,6 @@ __all__ = [
     "claim_query",
     "fetch",
     "insert_intake",
-    "recover",
     "spawn",
     "status_event",
     "summarise",
@@ -56,10 +55,15 @@ _LARGE = ("report", "findings")
 
 @dataclass
 class Tx:
-    """One open write transaction: its connection, its time, the events it will journal."""
+    """One open write transaction: its connection, its time, who writes, the events it will journal.
+
+    ``owner`` is the writing instance (``lease.py``): claims are leased to it for ``lease``.
+    """
 
     conn: AsyncConnection
     at: datetime
+    owner: str
+    lease: timedelta
     events: list[journal.PendingEvent] = field(default_factory=list)
 
     def record(self, message_id: int | None, event: str, data: Mapping[str, Any]) -> None:
@@ -174,9 +178,11 @@ def claim_query(kinds: Sequence[str], due_at: datetime, limit: int) -> Select[An
     """The claim's selection: due work of ``kinds``, oldest first, rows locked for this claimer.
 
     The one query that differs between one process and several: ``SKIP LOCKED`` lets
-    PostgreSQL claimers pass each other's locked rows instead of waiting or taking them twice;
+    PostgreSQL claimers pass rows another transaction has locked instead of waiting or taking
+    them twice (``NO KEY UPDATE``: the journal's foreign-key checks on the row do not wait);
     SQLite renders no ``FOR UPDATE`` at all (its ``BEGIN IMMEDIATE`` already makes the claimer
-    the only writer).
+    the only writer). Active items whose lease expired are not claimed here: ``lease.recover``
+    first puts them back to ``incoming``, journaled.
     """
     due = or_(M.c.state == "incoming", and_(M.c.state == "deferred", M.c.next_attempt_at <= due_at))
     return (
@@ -184,12 +190,12 @@ def claim_query(kinds: Sequence[str], due_at: datetime, limit: int) -> Select[An
         .where(M.c.kind.in_(kinds), due)
         .order_by(M.c.id)
         .limit(limit)
-        .with_for_update(skip_locked=True)
+        .with_for_update(skip_locked=True, key_share=True)
     )
 
 
 async def claim(tx: Tx, kinds: Sequence[str], due_at: datetime, limit: int) -> list[MessageView]:
-    """Move due items to ``active`` (one attempt more each), journaling each claim.
+    """Move due items to ``active`` (one attempt more each), leased to ``tx.owner``, journaling each claim.
 
     Returns:
         The claimed items as they are now.
@@ -198,30 +204,38 @@ async def claim(tx: Tx, kinds: Sequence[str], due_at: datetime, limit: int) -> l
     if not found:
         return []
     ids = [row.id for row in found]
+    lease = {"owner": tx.owner, "lease_until": tx.at + tx.lease}
     await tx.conn.execute(
-        update(M).where(M.c.id.in_(ids)).values(state="active", state_changed_at=tx.at, attempts=M.c.attempts + 1)
+        update(M)
+        .where(M.c.id.in_(ids))
+        .values(state="active", state_changed_at=tx.at, attempts=M.c.attempts + 1, **lease)
     )
     for row in found:
-        fields = {"attempts": row.attempts + 1}
+        fields = {"attempts": row.attempts + 1, "owner": tx.owner}
         tx.record(row.id, "transition", {"from": row.state, "to": "active", "reason": "claimed", "fields": fields})
     rows = (await tx.conn.execute(select(M).where(M.c.id.in_(ids)).order_by(M.c.id))).mappings()
     return [MessageView.from_row(r) for r in rows]
 
 
-async def recover(tx: Tx) -> int:
-    """Put every ``active`` item back to ``incoming``, journaling each.
+async def _lock_item(tx: Tx, id: int) -> Any:
+    """Read and lock an item about to change; refuse an ``active`` one leased to another instance.
 
-    Returns:
-        How many.
+    ``NO KEY UPDATE`` (PostgreSQL): an admin's retry and a worker's finish do not interleave,
+    while foreign-key checks on the row (journal rows, children) need not wait.
+
+    Raises:
+        NotFound: no such item.
+        InvalidTransition: another instance holds it (this one's lease was taken over).
     """
-    ids = list((await tx.conn.execute(select(M.c.id).where(M.c.state == "active").order_by(M.c.id))).scalars())
-    if ids:
-        await tx.conn.execute(update(M).where(M.c.id.in_(ids)).values(state="incoming", state_changed_at=tx.at))
-    for item in ids:
-        tx.record(
-            item, "transition", {"from": "active", "to": "incoming", "reason": "recovered at start", "fields": {}}
+    query = select(M.c.kind, M.c.state, M.c.owner).where(M.c.id == id).with_for_update(key_share=True)
+    row = (await tx.conn.execute(query)).first()
+    if row is None:
+        raise NotFound(f"no work item {id}")
+    if row.state == "active" and row.owner not in (None, tx.owner):
+        raise InvalidTransition(
+            f"work item {id} is active under instance {row.owner}, not {tx.owner} (its lease was taken over)"
         )
-    return len(ids)
+    return row
 
 
 def _check_move(view_kind: str, current: str, to_state: str) -> None:
@@ -253,10 +267,7 @@ async def change(
     if event not in TRANSITION_EVENTS:
         raise ValueError(f"a state change is journaled as one of {', '.join(TRANSITION_EVENTS)}, not {event!r}")
     values = check_fields(fields)
-    # FOR UPDATE: on PostgreSQL, an admin's retry and a worker's finish do not interleave.
-    row = (await tx.conn.execute(select(M.c.kind, M.c.state).where(M.c.id == id).with_for_update())).first()
-    if row is None:
-        raise NotFound(f"no work item {id}")
+    row = await _lock_item(tx, id)
     _check_move(row.kind, row.state, to_state)
     if expect is not None:
         allowed = {expect} if isinstance(expect, str) else set(expect)
@@ -265,6 +276,8 @@ async def change(
     changed = dict(values)
     if to_state != row.state:
         changed.update(state=to_state, state_changed_at=tx.at)
+        if row.state == "active":
+            changed.update(lease_until=None)  # not evidence: not journaled (lease.py)
     if changed:
         try:
             await tx.conn.execute(update(M).where(M.c.id == id).values(**changed))
@@ -278,13 +291,11 @@ async def verdict(tx: Tx, id: int, fields: Mapping[str, Any]) -> None:
 
     Raises:
         NotFound: no such item.
-        InvalidTransition: the item is finished.
+        InvalidTransition: the item is finished, or active under another instance.
         ValueError: a bad column or value.
     """
     values = check_fields(fields)
-    row = (await tx.conn.execute(select(M.c.kind, M.c.state).where(M.c.id == id).with_for_update())).first()
-    if row is None:
-        raise NotFound(f"no work item {id}")
+    row = await _lock_item(tx, id)
     if row.state in TERMINAL[row.kind]:
         raise InvalidTransition(f"work item {id} is {row.state} (finished): its verdict is final")
     try:

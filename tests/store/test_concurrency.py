@@ -97,9 +97,9 @@ def test_group_commit_isolates_a_failing_request(tmp_path: Path, monkeypatch: py
     attempts: list[int] = []
     real = Transactions._attempt
 
-    async def counted(self: Transactions, pending: list[Any]) -> Any:
+    async def counted(self: Transactions, pending: list[Any], **options: Any) -> Any:
         attempts.append(len(pending))
-        return await real(self, pending)
+        return await real(self, pending, **options)
 
     monkeypatch.setattr(Transactions, "_attempt", counted)
 

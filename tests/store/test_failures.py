@@ -29,7 +29,8 @@ def _dialect(name: str) -> Dialect:
 def test_the_claim_and_the_chain_lock_rows_on_postgresql_only() -> None:
     claim_pg = str(claim_query(["inbound"], NOW, 5).compile(dialect=_dialect("postgresql")))
     claim_lite = str(claim_query(["inbound"], NOW, 5).compile(dialect=_dialect("sqlite")))
-    assert claim_pg.rstrip().endswith("FOR UPDATE SKIP LOCKED")
+    # NO KEY UPDATE: the journal's foreign-key checks (KEY SHARE) on a claimed row never wait.
+    assert claim_pg.rstrip().endswith("FOR NO KEY UPDATE SKIP LOCKED")
     assert "FOR UPDATE" not in claim_lite
     head_pg = str(head_lock_query().compile(dialect=_dialect("postgresql")))
     assert head_pg.rstrip().endswith("FOR UPDATE")
