@@ -100,6 +100,8 @@ class SignatureSummary:
     modification: str
     digest_algorithm: str
     signature_mechanism: str
+    signer_not_after: datetime | None = None
+    """When the signer's certificate expires (``None``: no signer certificate found)."""
 
     def to_json(self) -> dict[str, Any]:
         """JSON-ready view with times in ISO 8601 +07:00."""
@@ -114,6 +116,7 @@ class SignatureSummary:
             "field": self.field_name,
             "signer": self.signer,
             "signer_sha256": self.signer_sha256,
+            "signer_not_after": t(self.signer_not_after),
             "role": self.role,
             "signing_time": t(self.signing_time),
             "signing_time_source": self.signing_time_source,
