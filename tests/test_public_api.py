@@ -48,6 +48,15 @@ PINNED = {
         "reload_policy", "run", "serve",
     },
     "gateway.cli": {"app", "main"},
+    "gateway.archive": {
+        "DocumentRecord", "EvidenceSummary", "FilterError", "Flip", "PartnersReport", "ReplayResult", "SearchFilter",
+        "SearchPage", "TimelineEntry", "build_evidence", "build_filter", "load_record", "message_json", "parse_when",
+        "partner_report", "replay", "search",
+    },
+    "gateway.web": {
+        "API_PREFIX", "SCOPES", "Health", "TokenInfo", "TokenStore", "WebDeps", "WebServer", "authenticate",
+        "create_app", "require",
+    },
 }  # fmt: skip
 
 

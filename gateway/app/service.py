@@ -8,15 +8,21 @@ listening until every part is ready, so a half-configured gateway never answers 
 3. the organisation key, the sealer and the verifier (``open_sealing``), the DMS deliverer and
    the axis sender;
 4. the scheduler: it first recovers what a crash left ``active``, then its workers claim;
-5. the listeners: inbound SMTP, submission SMTP, ``/healthz``; the IMAP poller when configured.
+5. the listeners: inbound SMTP, submission SMTP, HTTP (``gateway.web``: ``/healthz``, ``/metrics``,
+   the JSON API, pre-flight, the pages); the IMAP poller when configured.
 
 Shutdown (SIGTERM, SIGINT, or ``stop`` set by the caller) runs the other way: ``/healthz``
 answers 503 at once, the listeners stop accepting and let DATA in flight commit, the poller
 finishes the mail in hand, the workers get ``grace`` seconds to finish (what they do not finish
 stays ``active`` and is recovered at the next start), then the store and the key close.
 
-SIGHUP reloads the rejection policy (``[verify] policy``) and the submission users file. An
-invalid file changes nothing: the old one stays in force and the error is logged.
+SIGHUP reloads the rejection policy (``[verify] policy``), the submission users file and the
+HTTP tokens file (``[http] tokens``). An invalid file changes nothing: the old one stays in force
+and the error is logged.
+
+Every policy the gateway judges under is first kept in the spool by its SHA-256 (its canonical
+text, ``Policy.canonical``), at start and before a reloaded one takes effect: each verdict's
+``policy_sha256`` can then be looked up (``gateway evidence`` puts the text in the bundle).
 """
 
 from __future__ import annotations
@@ -24,18 +30,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import signal
 import ssl
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from gateway.app.compose import open_sealing, reload_policy
+from gateway.app.compose import open_sealing, policy_from_settings
 from gateway.app.context import pipeline_context
-from gateway.app.health import HealthServer
+from gateway.app.signals import signals
+from gateway.app.web import load_tokens, watch_errors
 from gateway.clock import Clock, SystemClock
 from gateway.devpki.pki import DevPKI
 from gateway.devpki.server import PKIServer, bind_listener, serve_pki
@@ -53,6 +59,11 @@ from gateway.settings import ImapSettings, Settings
 from gateway.sign.keys import read_secret
 from gateway.smtpserver import parse_listen
 from gateway.store import Spool, Store, resolve_url
+from gateway.store.lease import default_instance
+from gateway.verify.policy import Policy
+from gateway.web.app import create_app
+from gateway.web.deps import Health, WebDeps
+from gateway.web.server import WebServer
 
 __all__ = ["HANDLERS", "Running", "serve"]
 
@@ -107,22 +118,13 @@ def _imap_poller(settings: ImapSettings, intake: Intake, clock: Clock) -> ImapPo
     return ImapPoller(settings, intake, password=password, clock=clock, ssl_context=context)
 
 
-@contextlib.asynccontextmanager
-async def _signals(stop: asyncio.Event, reload: Callable[[], None]) -> AsyncIterator[None]:
-    """SIGTERM/SIGINT set ``stop``; SIGHUP calls ``reload`` (main thread only; elsewhere a no-op)."""
-    loop = asyncio.get_running_loop()
-    installed: list[signal.Signals] = []
-    try:
-        for number, callback in ((signal.SIGTERM, stop.set), (signal.SIGINT, stop.set), (signal.SIGHUP, reload)):
-            try:
-                loop.add_signal_handler(number, callback)
-            except (RuntimeError, ValueError):  # not the main thread (tests drive ``stop`` instead)
-                continue
-            installed.append(number)
-        yield
-    finally:
-        for number in installed:
-            loop.remove_signal_handler(number)
+async def _keep_policy(spool: Spool, policy: Policy) -> None:
+    """Spool the policy's canonical text under its SHA-256 (the ``policy_sha256`` of its verdicts).
+
+    Raises:
+        TransientError: the spool cannot take it now.
+    """
+    await spool.put(policy.canonical.encode())
 
 
 async def serve(
@@ -156,10 +158,16 @@ async def serve(
         pki_url: str | None = None
         if settings.dev.pki is not None:
             pki_url = stack.enter_context(_dev_pki(settings.dev.pki)).url
-        store = await Store.open(resolve_url(settings.store.url, config_dir), clock=clock)
+        store = await Store.open(
+            resolve_url(settings.store.url, config_dir),
+            clock=clock,
+            instance=settings.store.instance or default_instance(),
+            lease_seconds=settings.store.lease_seconds,
+        )
         stack.push_async_callback(store.close)
         spool = Spool(settings.store.spool)
         sealing = await stack.enter_async_context(open_sealing(settings, clock=clock))
+        await _keep_policy(spool, sealing.verifier.policy)
         ctx = pipeline_context(settings, config_dir=config_dir, store=store, spool=spool, sealing=sealing, clock=clock)
         wake = asyncio.Event()
         intake = Intake(store, spool, wake=wake.set)
@@ -188,29 +196,57 @@ async def serve(
                 }
             return report
 
-        health = HealthServer(http_host, http_port, started_at=started_at, probe=probe)
+        tokens = load_tokens(settings)
+        watch_errors(ctx.metrics, sealing.verifier, sealing)
+        web = WebDeps(
+            store=store,
+            spool=spool,
+            settings=settings,
+            config_dir=config_dir,
+            tokens=tokens,
+            verifier=sealing.verifier,
+            clock=clock,
+            metrics=ctx.metrics,
+            health=Health(started_at=started_at, probe=probe),
+        )
+        http = WebServer(create_app(web), http_host, http_port, grace=grace)
+
+        reloads: set[asyncio.Task[None]] = set()
+
+        async def apply(policy: Policy) -> None:
+            # Kept before it is used: no verdict names a policy whose text is not in the spool.
+            try:
+                await _keep_policy(spool, policy)
+            except GatewayError as exc:
+                log.error("SIGHUP: the policy cannot be kept in the spool; the previous one stays in force: %s", exc)
+                return
+            sealing.verifier.replace_policy(policy)
+            log.warning("SIGHUP: policy %s now in force for new verifications", policy.sha256[:16])
 
         def reload() -> None:
             try:
-                policy = reload_policy(sealing.verifier, settings)
+                policy = policy_from_settings(settings)
                 submission.reload_users()
+                tokens.reload()
             except GatewayError as exc:
-                log.error("SIGHUP: reload refused, the previous policy and users stay in force: %s", exc)
+                log.error("SIGHUP: reload refused, the previous policy, users and tokens stay in force: %s", exc)
                 return
-            log.warning("SIGHUP: policy %s now in force for new verifications", policy.sha256[:16])
+            task = asyncio.get_running_loop().create_task(apply(policy), name="reload-policy")
+            reloads.add(task)
+            task.add_done_callback(reloads.discard)
 
         workers = asyncio.create_task(scheduler.run(), name="scheduler")
         tasks: list[asyncio.Task[None]] = [workers]
         try:
             await inbound.start()
             await submission.start()
-            await health.start()
+            await http.start()
             imap_name = None
             if poller is not None:
                 tasks.append(asyncio.create_task(poller.run(), name="imap"))
                 imap = settings.imap
                 imap_name = f"{imap.user}@{imap.host}:{imap.port}/{imap.mailbox}"
-            running = Running(inbound.address, submission.address, health.address, pki_url, imap_name)
+            running = Running(inbound.address, submission.address, http.address, pki_url, imap_name)
             log.warning(
                 "gateway serving: smtp %s:%d, submission %s:%d, http %s:%d",
                 *running.smtp,
@@ -219,7 +255,7 @@ async def serve(
             )
             if ready is not None:
                 ready(running)
-            async with _signals(stop, reload):
+            async with signals(stop, reload):
                 stopped = asyncio.create_task(stop.wait(), name="stop")
                 done, _ = await asyncio.wait([stopped, workers], return_when=asyncio.FIRST_COMPLETED)
                 if workers in done:
@@ -228,11 +264,12 @@ async def serve(
                     raise GatewayError("the scheduler stopped unexpectedly")
                 log.warning("stopping: finishing work in flight (up to %g s)", grace)
         finally:
-            health.stopping = True
+            if web.health is not None:
+                web.health.stopping = True
             await asyncio.gather(inbound.stop(grace), submission.stop(grace), return_exceptions=True)
             if poller is not None:
                 await poller.stop()
             await scheduler.stop(grace)
             await asyncio.gather(*tasks, return_exceptions=True)
-            await health.stop()
+            await http.stop()
         log.warning("gateway stopped")

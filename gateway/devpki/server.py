@@ -33,7 +33,7 @@ from werkzeug.serving import ThreadedWSGIServer, WSGIRequestHandler
 
 from gateway.clock import Clock, SystemClock
 from gateway.devpki.pki import DevPKI
-from gateway.errors import ConfigError
+from gateway.smtpserver.listen import bind_socket
 
 __all__ = ["FAKE_TIME_HEADER", "PKIServer", "bind_listener", "serve_pki"]
 
@@ -125,23 +125,7 @@ def bind_listener(host: str = "127.0.0.1", port: int = 0) -> socket.socket:
     Raises:
         ConfigError: when the address cannot be bound (in use, not local, no permission).
     """
-    try:
-        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
-        family, kind, proto, _, address = infos[0]
-        listener = socket.socket(family, kind, proto)
-    except OSError as exc:
-        raise ConfigError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from exc
-    try:
-        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        listener.bind(address)
-        listener.listen(64)
-    except OSError as exc:
-        listener.close()
-        raise ConfigError(
-            f"cannot listen on {host}:{port}: {exc.strerror or exc}",
-            hint="choose another --port, or stop the program that uses it",
-        ) from exc
-    return listener
+    return bind_socket(host, port, hint="choose another --port, or stop the program that uses it")
 
 
 def serve_pki(

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING
 from gateway.clock import Clock
 from gateway.edxml.model import Organization
 from gateway.errors import ConfigError
+from gateway.metrics import Metrics
 from gateway.pipeline.ports import Deliverer, Sender
 from gateway.pipeline.waiter import VerdictWaiter
 from gateway.settings import IdentitySettings, QueueSettings, Settings
@@ -75,6 +76,8 @@ class PipelineContext:
     clock: Clock
     waiter: VerdictWaiter = field(default_factory=VerdictWaiter)
     """Inline verdicts for the SMTP edge (resolved by ``process_inbound``)."""
+    metrics: Metrics = field(default_factory=Metrics)
+    """Verdict counters and latency histograms (``/metrics``)."""
 
 
 Handler = Callable[["MessageView", PipelineContext], Awaitable[None]]

@@ -70,6 +70,7 @@ async def process_submission(item: MessageView, ctx: PipelineContext) -> None:
     except PermanentError as exc:  # the draft will never seal as it stands
         log.error("submission %s: refused: %s", item.id, exc)
         await fail(item, ctx, f"not sealed: {exc}", notify=True)
+        ctx.metrics.verdict("out", "refused")
     except Exception as exc:  # never to the floor (HOUSE.md rule 13)
         log.exception("submission %s: unexpected %s, held for an admin", item.id, type(exc).__name__)
         await ctx.store.hold(item.id, f"unexpected: {type(exc).__name__}")
@@ -87,7 +88,8 @@ async def _submit(item: MessageView, ctx: PipelineContext) -> None:
     if not recipients:
         await fail(item, ctx, "the submission names no recipient", notify=True)
         return
-    sealed = await ctx.packages.seal_package(found.package)  # nothing leaves unsealed
+    with ctx.metrics.sealing_seconds.time():
+        sealed = await ctx.packages.seal_package(found.package)  # nothing leaves unsealed
     header = await _header(ctx, sealed)
     document_id = header.document_id or default_document_id(header)
     sealed_sha256 = await ctx.spool.put(sealed)  # what we sealed, kept by its hash as evidence
@@ -120,6 +122,7 @@ async def _submit(item: MessageView, ctx: PipelineContext) -> None:
         children = [*sends.values(), *([] if notice is None else [notice])]
         try:
             await ctx.store.transition(item.id, "sealed", reason=reason, expect="active", children=children, **summary)
+            ctx.metrics.verdict("out", "accepted")  # sealed: our self-check passed it
             break
         except AlreadyRecorded as exc:
             # Another submission already queued this DocumentId for someone: never twice.

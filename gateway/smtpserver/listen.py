@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 import ssl
 from pathlib import Path
 from typing import Any
@@ -12,7 +13,7 @@ from gateway.errors import ConfigError
 from gateway.smtpserver.handler import EdgeHandler
 from gateway.smtpserver.protocol import Connections, EdgeSMTP
 
-__all__ = ["ListenerEdge", "SmtpListener", "parse_listen", "server_tls_context"]
+__all__ = ["ListenerEdge", "SmtpListener", "bind_socket", "parse_listen", "server_tls_context"]
 
 _SETTLE_SECONDS = 30.0
 """How long ``stop`` waits for intake calls still writing after their connection was closed."""
@@ -41,6 +42,45 @@ def parse_listen(value: str, *, key: str = "listen") -> tuple[str, int]:
     if not sep or bad_host or not port_text.isdigit() or int(port_text) > 65535:
         raise ConfigError(f"{key} = {value!r} is not host:port", hint='e.g. "127.0.0.1:2525" or "[::1]:2525"')
     return host, int(port_text)
+
+
+def bind_socket(host: str, port: int, *, key: str | None = None, hint: str | None = None) -> socket.socket:
+    """A listening TCP socket on ``host:port`` (port 0: the system picks a free one).
+
+    For servers that take a ready socket (the HTTP app under uvicorn, the development PKI):
+    binding first makes a wrong address a configuration error at start, not a crash later.
+
+    Args:
+        host: the address to listen on.
+        port: the TCP port, 0 for any free one (read it back with ``getsockname()``).
+        key: the settings key or option that named the address, for the error message.
+        hint: how to fix a failure to bind (default: choose another address).
+
+    Returns:
+        A listening, blocking socket (``socket.socket.setblocking`` is the caller's choice).
+
+    Raises:
+        ConfigError: the address cannot be bound (in use, not local, no permission).
+    """
+    where = f"{key}: " if key else ""
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(
+            host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )[0]
+        listener = socket.socket(family, kind, proto)
+    except OSError as exc:
+        raise ConfigError(f"{where}cannot listen on {host}:{port}: {exc.strerror or exc}") from exc
+    try:
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind(address)
+        listener.listen(128)
+    except OSError as exc:
+        listener.close()
+        raise ConfigError(
+            f"{where}cannot listen on {host}:{port}: {exc.strerror or exc}",
+            hint=hint or "choose another address, or stop the program that uses it",
+        ) from exc
+    return listener
 
 
 def server_tls_context(cert: Path | None, key: Path | None, *, section: str) -> ssl.SSLContext | None:

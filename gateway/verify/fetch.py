@@ -32,7 +32,7 @@ from __future__ import annotations
 import asyncio
 from collections import Counter, OrderedDict
 from collections.abc import Awaitable, Callable, Hashable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
@@ -70,6 +70,8 @@ class FetchStats:
     requests: dict[str, int]
     """Network requests made (each URL tried counts once)."""
     cache_hits: dict[str, int]
+    errors: dict[str, int] = field(default_factory=dict)
+    """Requests that failed (unreachable, HTTP error, deadline, oversized answer): ``/metrics``."""
 
 
 @dataclass
@@ -96,6 +98,10 @@ class HttpFetchers:
         self._inflight: dict[Hashable, asyncio.Future[Any]] = {}
         self._requests: Counter[str] = Counter()
         self._hits: Counter[str] = Counter()
+        self._errors: Counter[str] = Counter()
+        self.evictions = 0
+        """How many times ``evict`` ran: whoever keeps judgements made from cached answers
+        (``TrustChecker``) drops them when this moves."""
 
     # ------------------------------------------------------------------ public surface
     def backend(self, *, request_timeout: float, total_timeout: float) -> FetcherBackend:
@@ -112,6 +118,7 @@ class HttpFetchers:
 
     def evict(self, fetchers: Fetchers) -> None:
         """Forget every cached answer ``fetchers`` served (see the module docstring)."""
+        self.evictions += 1
         fetcher = fetchers.ocsp_fetcher
         if isinstance(fetcher, OCSPSource):  # its Check is shared with the CRL and cert sources
             for key in fetcher.check.served:
@@ -125,7 +132,7 @@ class HttpFetchers:
     @property
     def stats(self) -> FetchStats:
         """A snapshot of the request and cache-hit counters."""
-        return FetchStats(requests=dict(self._requests), cache_hits=dict(self._hits))
+        return FetchStats(requests=dict(self._requests), cache_hits=dict(self._hits), errors=dict(self._errors))
 
     async def aclose(self) -> None:
         """Close the HTTP session (idempotent; a later fetch opens a new one)."""
@@ -198,8 +205,10 @@ class HttpFetchers:
                             raise ValueError(f"the answer is larger than {limit} bytes")
                     return bytes(data), response.headers.get("Content-Type")
         except TimeoutError:
+            self._errors[kind.name.lower()] += 1
             raise kind.value(f"no answer from {url} within {timeout:.1f} s") from None
         except (aiohttp.ClientError, OSError, ValueError) as exc:
+            self._errors[kind.name.lower()] += 1
             raise kind.value(f"cannot fetch {url}: {exc}") from exc
 
     async def shared(self, key: Hashable, kind: FetchKind, check: Check, make: Callable[[], Awaitable[T]]) -> T:

@@ -22,7 +22,7 @@ from gateway.edxml.build import build
 from gateway.edxml.model import DocumentPackage
 from gateway.edxml.parse import parse
 from gateway.pipeline.mails import find_package
-from gateway.store import Store
+from gateway.store import Spool, Store
 from tests.pdfs import SignedPdfs
 from tests.pipeline.test_receive import carrying, document
 from tests.pipeline.test_submission import RECIPIENT, draft_mail, draft_package
@@ -177,14 +177,20 @@ def test_a_draft_from_the_dms_is_sealed_and_relayed_to_the_axis(
 
 
 def test_sighup_reloads_the_policy_and_a_bad_file_changes_nothing(tmp_path: Path, dev_pki: DevPKI) -> None:
-    """Issue 3: the running gateway reloads the policy on SIGHUP; an invalid file keeps the old one."""
+    """Issue 3: the running gateway reloads the policy on SIGHUP; an invalid file keeps the old one.
+
+    Issue 6: each policy's text is kept in the spool under the hash its verdicts record (at start
+    and before a reloaded one takes effect), for the evidence bundle's ``policy.toml``.
+    """
     policy = tmp_path / "policy.toml"
     policy.write_text("[time]\nclock_skew_seconds = 300\n", encoding="utf-8")
     config = write_config(tmp_path, dev_pki, policy=policy)
+    spool = Spool(tmp_path / "spool")
 
     async def go() -> None:
         async with running(config) as where:
             _, before = await health(where)
+            assert b"clock_skew_seconds = 300\n" in await spool.get(before["policy_sha256"])  # get checks the hash
             policy.write_text("[time]\nclock_skew_seconds = 60\n", encoding="utf-8")
             os.kill(os.getpid(), signal.SIGHUP)
 
@@ -193,6 +199,7 @@ def test_sighup_reloads_the_policy_and_a_bad_file_changes_nothing(tmp_path: Path
 
             await until(changed, within=10)
             _, after = await health(where)
+            assert b"clock_skew_seconds = 60\n" in await spool.get(after["policy_sha256"])
             policy.write_text("[time]\nclock_skew_seconds = 'soon'\n", encoding="utf-8")
             os.kill(os.getpid(), signal.SIGHUP)
             await asyncio.sleep(0.5)
