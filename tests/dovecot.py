@@ -33,7 +33,6 @@ import itertools
 import os
 import pwd
 import shutil
-import signal
 import socket
 import subprocess
 import tempfile
@@ -48,6 +47,7 @@ import pytest
 from gateway.inbound.imap import ImapPoller
 from gateway.inbound.imapsession import encode_mailbox, quote
 from gateway.settings import ImapSettings
+from tests.command import LogFile, terminate
 from tests.mailtls import LoopbackTls, make_loopback_tls
 
 __all__ = [
@@ -99,7 +99,7 @@ def _free_ports(count: int) -> list[int]:
             sock.close()
 
 
-class Dovecot:
+class Dovecot(LogFile):
     """One running Dovecot; see the module docstring."""
 
     host = "127.0.0.1"
@@ -113,7 +113,7 @@ class Dovecot:
         self._doveadm = doveadm
         self.port, self.tls_port = _free_ports(2)
         self.config = root / "dovecot.conf"
-        self.log = root / "dovecot.log"
+        self._log = root / "dovecot.log"
         self.password = f"mat-khau.{os.urandom(6).hex()}"
         """Every user's password (a static passdb: users need no file, so each test takes a new one)."""
         self._mail = root / "mail"
@@ -157,13 +157,7 @@ class Dovecot:
         process, self._process = self._process, None
         if process is None:
             return
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(10)
+        terminate(process)
         if process.stderr is not None:
             process.stderr.close()
 
@@ -237,16 +231,10 @@ local {NO_IDLE_HOST} {{
         """A new, empty mailbox (any name logs in with ``password``; its Maildir appears on first use)."""
         return MailUser(f"vanthu{next(self._names)}", self.password)
 
-    def log_mark(self) -> int:
-        """A position in the log, for ``log_since``."""
-        return self.log.stat().st_size if self.log.exists() else 0
-
-    def log_since(self, mark: int) -> str:
-        """What Dovecot logged after ``mark``."""
-        with contextlib.suppress(FileNotFoundError), self.log.open("rb") as log:
-            log.seek(mark)
-            return log.read().decode("utf-8", "replace")
-        return ""
+    @property
+    def log(self) -> Path:
+        """Dovecot's log file."""
+        return self._log
 
     def log_text(self) -> str:
         """The whole log."""

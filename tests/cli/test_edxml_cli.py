@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -13,26 +11,13 @@ import pytest
 
 from gateway.devpki import DevPKI
 from gateway.edxml.parse import parse
+from tests.command import gateway
 from tests.external import require
 
 REPO = Path(__file__).resolve().parents[2]
 SDK = REPO / "tests" / "data" / "edxml" / "sdk"
 SAMPLE_META = REPO / "config" / "sample-meta.toml"
 PDF = b"%PDF-1.4\n1 0 obj<<>>endobj\ntrailer<<>>\n%%EOF\n"
-
-
-def gateway(*args: str | Path, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    environment = {k: v for k, v in os.environ.items() if k != "GATEWAY_CONFIG"}
-    environment.update(env or {})
-    return subprocess.run(
-        [sys.executable, "-m", "gateway", *map(str, args)],
-        capture_output=True,
-        text=True,
-        cwd=cwd,
-        env=environment,
-        check=False,
-        timeout=60,
-    )
 
 
 def inspect_json(path: Path, cwd: Path) -> dict[str, Any]:

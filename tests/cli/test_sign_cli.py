@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from gateway.devpki import DevPKI, fingerprint
-from tests.cli.test_edxml_cli import gateway
+from tests.command import gateway
 from tests.external import require
 from tests.pdfs import SignedPdfs, cong_van, phu_luc
 from tests.sign.test_package_seal import RECIPIENT, SENDER, draft

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from gateway.devpki import DevPKI, fingerprint
-from tests.cli.test_edxml_cli import gateway
+from tests.command import gateway
 from tests.pdfs import SignedPdfs
 from tests.verify.test_verify_package_pki import OURS, package
 

@@ -26,6 +26,8 @@ import urllib.request
 from pathlib import Path
 from typing import IO, Any
 
+from tests.command import gateway
+
 __all__ = ["GatewayDied", "GatewayProcess", "run_cli"]
 
 
@@ -45,9 +47,7 @@ def _healthz(url: str) -> tuple[int, dict[str, Any]] | None:
 
 def run_cli(*args: str, timeout: float = 120.0) -> subprocess.CompletedProcess[str]:
     """Run ``gateway ARGS`` (a one-shot command, e.g. ``log verify-chain``) and capture its output."""
-    return subprocess.run(
-        [sys.executable, "-m", "gateway", *args], capture_output=True, text=True, timeout=timeout, check=False
-    )
+    return gateway(*args, timeout=timeout)
 
 
 class GatewayProcess:
