@@ -130,6 +130,6 @@ unit: deps
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis *.egg-info
 
+# Issue 7's five targets in one table (bench/README.md); BENCH_ARGS="--quick" or "--only P1,P4".
 bench: deps
-	$(BIN)/python -m bench.verify_bench
-	$(BIN)/python -m bench.sign_bench
+	$(BIN)/python -m bench.suite $(BENCH_ARGS)

@@ -7,7 +7,10 @@ function that expects to be given what it needs (HOUSE.md module map).
 from __future__ import annotations
 
 import asyncio
+import multiprocessing
+import os
 from collections.abc import AsyncIterator, Coroutine
+from concurrent.futures import ProcessPoolExecutor
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,6 +37,7 @@ __all__ = [
     "load_trust_store",
     "open_sealing",
     "open_verifier",
+    "pdf_readers",
     "policy_from_settings",
     "reload_policy",
     "run",
@@ -83,6 +87,35 @@ def _verifier(settings: Settings, examiner: Examiner, policy: Policy, clock: Clo
     )
 
 
+def pdf_readers(settings: Settings) -> ProcessPoolExecutor | None:
+    """The process pool that reads PDFs (``[verify] workers``), or ``None`` for a worker thread.
+
+    Reading a PDF (pyHanko's parser, digests, difference analysis) is pure-Python CPU work: in
+    threads it holds the GIL, so one process uses one core whatever the number of packages in
+    flight. The pool's processes start on first use, from a fork server (never a fork of the
+    threaded, looping gateway process).
+
+    Raises:
+        ConfigError: ``workers`` is negative.
+    """
+    workers = settings.verify.workers
+    if workers < 0:
+        raise ConfigError(
+            f"[verify] workers = {workers} is negative",
+            hint="set [verify] workers = 0 (one process per CPU), 1 (no pool) or a process count",
+        )
+    if workers == 0:
+        workers = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    if workers == 1:
+        return None
+    return ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("forkserver"))
+
+
+async def _shutdown(pool: ProcessPoolExecutor | None) -> None:
+    if pool is not None:
+        await asyncio.to_thread(pool.shutdown, wait=True, cancel_futures=True)
+
+
 @asynccontextmanager
 async def open_verifier(
     settings: Settings, *, policy: Policy | None = None, clock: Clock | None = None
@@ -94,11 +127,13 @@ async def open_verifier(
     """
     clock = clock or SystemClock()
     store = load_trust_store(settings)
-    examiner = Examiner(store, clock)
+    pool = pdf_readers(settings)
+    examiner = Examiner(store, clock, executor=pool)
     try:
         yield _verifier(settings, examiner, policy or policy_from_settings(settings), clock)
     finally:
         await examiner.aclose()
+        await _shutdown(pool)
 
 
 @dataclass(frozen=True)
@@ -126,7 +161,8 @@ async def open_sealing(settings: Settings, *, clock: Clock | None = None) -> Asy
     # The pinned store's intermediates complete a key file or token that lacks its chain.
     intermediates = [x509.load_der_x509_certificate(c.dump()) for c in store.intermediates]
     key = open_organisation_key(settings.sign, intermediates=intermediates)
-    examiner = Examiner(store, clock)
+    pool = pdf_readers(settings)
+    examiner = Examiner(store, clock, executor=pool)
     policy = policy_from_settings(settings)
     sealer: Sealer | None = None
     try:
@@ -144,6 +180,7 @@ async def open_sealing(settings: Settings, *, clock: Clock | None = None) -> Asy
         if sealer is not None:
             await sealer.aclose()
         await examiner.aclose()
+        await _shutdown(pool)
         key.close()
 
 

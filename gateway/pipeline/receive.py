@@ -62,7 +62,7 @@ from gateway.pipeline.mails import FoundPackage, find_package, prepend_headers
 from gateway.pipeline.notices import Reason, prepare_notice, reasons_of, status_01, status_02, text_01, text_02
 from gateway.pipeline.waiter import InlineVerdict
 from gateway.verify.envelope import read_package
-from gateway.verify.package import verify_package
+from gateway.verify.package import verify_and_read
 from gateway.verify.report import Verdict
 
 if TYPE_CHECKING:
@@ -110,13 +110,19 @@ async def _process(item: MessageView, ctx: PipelineContext) -> None:
         notices = await _refusal_notices(item, ctx, mail, None, reasons_of(report))
         await _record(item, ctx, report, to_state="refused", children=notices)
         return
-    verified = await verify_package(found.package, ctx.verifier)
+    # Verification holds the package several times over (XML trees, canonical forms, PDFs); the
+    # mail around it is not needed meanwhile, so it is read from the spool again afterwards.
+    del mail
+    with ctx.metrics.verification_seconds.time():
+        outcome = await verify_and_read(found.package, ctx.verifier)
+    del found  # the package as read is all that is acted on from here
+    verified, package = outcome.report, outcome.package
     report = verified.to_json()
     if verified.verdict is Verdict.DEFERRED:
         codes = ", ".join(sorted({r.code for r in reasons_of(verified)}))
         await _record(item, ctx, report, **_deferral(item, ctx, f"verdict deferred: {codes}"))
         return
-    package = await read_carried(ctx, found.package)
+    mail = await ctx.spool.get(item.sha256)
     if verified.verdict is Verdict.REFUSED:
         notices = await _refusal_notices(item, ctx, mail, package, reasons_of(verified))
         await _record(item, ctx, report, to_state="refused", children=notices)
@@ -184,7 +190,10 @@ async def read_carried(ctx: PipelineContext, raw: bytes) -> Package | None:
     Returns:
         The document or status package, or ``None`` when it cannot be read.
     """
-    read = await asyncio.to_thread(read_package, raw, max_attachment_bytes=ctx.settings.edxml.max_attachment_bytes)
+    verifier = ctx.verifier  # the configured limits: a package the verifier read is read here too
+    read = await asyncio.to_thread(
+        read_package, raw, limits=verifier.limits, max_attachment_bytes=verifier.max_attachment_bytes
+    )
     return read.parsed.package
 
 
@@ -221,6 +230,7 @@ async def _record(
         status_code=summary.get("status_code"),
         **fields,
     )
+    ctx.metrics.verdict("in", str(report["verdict"]), (str(f["code"]) for f in report["findings"]))
     first = reasons[0] if reasons else None
     outcome = InlineVerdict(Verdict(report["verdict"]), *((first.code, first.message_en) if first else ()))
     ctx.waiter.resolve(item.id, outcome)

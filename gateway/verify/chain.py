@@ -26,9 +26,10 @@ TSA's EKU id-kp-timeStamping, which is part of a time stamp's validity (checklis
 from __future__ import annotations
 
 import logging
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from pyhanko_certvalidator import CertificateValidator
@@ -46,6 +47,21 @@ from gateway.verify.trust import ExamSettings, Purpose, TrustStore
 __all__ = ["TrustCheck", "TrustChecker"]
 
 _log = logging.getLogger(__name__)
+
+_GOOD_ANSWERS = 4096
+"""Good revocation answers kept for reuse (oldest used dropped first)."""
+_PATHS = 1024
+"""Validated paths kept for reuse."""
+
+
+def _valid_at(path: ValidationPath, at: datetime, tolerance: timedelta) -> bool:
+    """Every certificate on ``path``, the anchor's included, is within its validity at ``at`` ± ``tolerance``."""
+    for cert in path.iter_certs(include_root=True):
+        validity = cert["tbs_certificate"]["validity"]
+        not_before, not_after = validity["not_before"].native, validity["not_after"].native
+        if not (not_before - tolerance <= at <= not_after + tolerance):
+            return False
+    return True
 
 
 @dataclass(frozen=True)
@@ -81,6 +97,13 @@ class TrustChecker:
         self._store = store
         self._fetchers = fetchers
         self._clock = clock
+        # Good answers judged now, by path fingerprints, each until its answer's nextUpdate and
+        # at most the cache's shortest age: re-judging the same link with the same cached
+        # answer can only repeat them. Dropped whenever the fetchers evict anything.
+        self._good: OrderedDict[tuple[Any, ...], tuple[datetime, LinkStatus]] = OrderedDict()
+        self._evictions = fetchers.evictions
+        # Validated paths by leaf and helper fingerprints (step 1 without its time checks).
+        self._paths: OrderedDict[tuple[Any, ...], ValidationPath] = OrderedDict()
 
     async def check_certificate(
         self,
@@ -169,7 +192,7 @@ class TrustChecker:
             return TrustCheck(facts(TrustOutcome.TRUSTED, detail, RevocationFacts("none", "unknown")), None)
         statuses: list[LinkStatus] = []
         for index in range(len(links)):
-            status = await probe.link_status(path, index, at=at, now=now)
+            status = await self._link_status(probe, path, index, at=at, now=now, settings=settings)
             statuses.append(status)
             if status.revoked_by(at):
                 break  # revoked at signing time: nothing below can repair that
@@ -177,12 +200,59 @@ class TrustChecker:
             self._fetchers.evict(fetchers)  # unusable answers must not block a refetch
         return _decide(statuses, links=len(links), at=at, settings=settings, where=where, build=facts)
 
+    async def _link_status(
+        self,
+        probe: RevocationProbe,
+        path: ValidationPath,
+        index: int,
+        *,
+        at: datetime,
+        now: datetime,
+        settings: ExamSettings,
+    ) -> LinkStatus:
+        """``probe.link_status``, or the same link's good answer judged earlier while it is fresh."""
+        certs = list(path.iter_certs(include_root=True))
+        above = len(certs) - len(list(path.iter_certs(include_root=False)))  # the anchor's certificate, if any
+        key = (tuple(c.sha256 for c in certs[: above + index + 1]), settings.time_tolerance)
+        if self._fetchers.evictions != self._evictions:
+            self._good.clear()
+            self._evictions = self._fetchers.evictions
+        kept = self._good.get(key)
+        if kept is not None and now < kept[0]:
+            self._good.move_to_end(key)
+            return kept[1]
+        status = await probe.link_status(path, index, at=at, now=now)
+        if status.status == "good" and status.fresh_until is not None:
+            until = min(status.fresh_until, now + self._fetchers.policy.max_age_without_next_update)
+            if now < until:
+                self._good[key] = (until, status)
+                while len(self._good) > _GOOD_ANSWERS:
+                    self._good.popitem(last=False)
+        return status
+
     async def _path_at(self, leaf: Any, at: datetime, probe: RevocationProbe) -> ValidationPath | TrustCheck:
-        """Step 1: the path at ``at``, revocation off; a failure is a finished ``TrustCheck``."""
+        """Step 1: the path at ``at``, revocation off; a failure is a finished ``TrustCheck``.
+
+        A path validated before for the same certificate and the same helpers is used again
+        when every certificate on it is within its validity period at ``at`` (± tolerance):
+        what else step 1 checks (signatures, names, constraints, policies) does not depend on
+        the time. Anything else is validated in full, failures included.
+        """
+        key = (leaf.sha256, tuple(sorted(c.sha256 for c in probe.extra_certs)), probe.tolerance)
+        kept = self._paths.get(key)
+        if kept is not None and _valid_at(kept, at, probe.tolerance):
+            self._paths.move_to_end(key)
+            return kept
         context = no_check_context(probe, moment=at)
         failure: cv_errors.ValidationError | cv_errors.PathError | ValueError
         try:
-            return await CertificateValidator(leaf, validation_context=context).async_validate_path()
+            validated: ValidationPath = await CertificateValidator(
+                leaf, validation_context=context
+            ).async_validate_path()
+            self._paths[key] = validated
+            while len(self._paths) > _PATHS:
+                self._paths.popitem(last=False)
+            return validated
         except (cv_errors.PathBuildingError, cv_errors.InvalidCertificateError) as exc:
             failure, outcome, sub, path = exc, TrustOutcome.UNTRUSTED, "NO_CERTIFICATE_CHAIN_FOUND", None
         except cv_errors.ExpiredError as exc:

@@ -53,7 +53,7 @@ from gateway.verify.rules.base import signature_where
 from gateway.verify.signers import document_roles
 from gateway.verify.trust import ExamSettings, Purpose
 
-__all__ = ["Examining", "Verifier", "exam_settings", "verify_package"]
+__all__ = ["Examining", "Verified", "Verifier", "exam_settings", "verify_and_read", "verify_package"]
 
 _PDF = "application/pdf"
 
@@ -158,6 +158,7 @@ def _signature_summaries(pdfs: tuple[PdfFacts, ...], policy: Policy) -> tuple[Si
                     field_name=s.field_name,
                     signer=None if s.signer is None else s.signer.subject,
                     signer_sha256=None if s.signer is None else s.signer.sha256,
+                    signer_not_after=None if s.signer is None else s.signer.not_after,
                     role=roles.get(s.index, "unknown"),
                     signing_time=s.signing_time,
                     signing_time_source=s.signing_time_source.value,
@@ -179,6 +180,16 @@ def _signature_summaries(pdfs: tuple[PdfFacts, ...], policy: Policy) -> tuple[Si
     return tuple(summaries)
 
 
+@dataclass(frozen=True)
+class Verified:
+    """A verdict and the package it was reached on (``verify_and_read``)."""
+
+    report: VerificationReport
+    package: DocumentPackage | StatusPackage | None
+    """Read from what the envelope signature covers when it is valid (HOUSE.md rule 11), else
+    from the received tree; ``None`` when the bytes are no package we can read."""
+
+
 async def verify_package(raw: bytes, verifier: Verifier, *, at: datetime | None = None) -> VerificationReport:
     """Verify one received package.
 
@@ -193,6 +204,26 @@ async def verify_package(raw: bytes, verifier: Verifier, *, at: datetime | None 
     Raises:
         Exception: only when the package could not be judged at all (a bug, or the examiner
             failing outside its contract); callers keep the package and retry later.
+    """
+    return (await verify_and_read(raw, verifier, at=at)).report
+
+
+async def verify_and_read(raw: bytes, verifier: Verifier, *, at: datetime | None = None) -> Verified:
+    """``verify_package``, also handing back the package as read for it.
+
+    The pipeline acts on the package after the verdict (status notices, trails); reading it
+    here once spares a second parse and envelope check of a package that may be tens of MB.
+
+    Args:
+        raw: the package exactly as received.
+        verifier: the process's examiner, policy, identity and directory.
+        at: judge as of this time instead of now.
+
+    Returns:
+        The report and the package.
+
+    Raises:
+        Exception: as ``verify_package``.
     """
     policy = verifier.policy  # one policy for the whole verification, whatever reloads meanwhile
     moment = to_utc(at) if at is not None else verifier.clock.now()
@@ -245,7 +276,7 @@ async def verify_package(raw: bytes, verifier: Verifier, *, at: datetime | None 
     )
     findings = judge(run_rules(context), policy)
     indication, subindication = indication_for(findings)
-    return VerificationReport(
+    report = VerificationReport(
         verdict=verdict_for(findings),
         indication=indication,
         subindication=subindication,
@@ -264,3 +295,4 @@ async def verify_package(raw: bytes, verifier: Verifier, *, at: datetime | None 
         ),
         package=_package_summary(read),
     )
+    return Verified(report, read.parsed.package)

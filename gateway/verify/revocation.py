@@ -73,6 +73,9 @@ class LinkStatus:
     revocation_time: datetime | None = None
     reason: str | None = None
     detail: str = ""
+    fresh_until: datetime | None = None
+    """Set on a ``good`` answer judged *now* with fetched answers (no embedded ones): its
+    nextUpdate. Until then the same link gets the same answer, so ``TrustChecker`` reuses it."""
 
     def revoked_by(self, at: datetime) -> bool:
         """Revoked at or before ``at`` (a revocation after ``at`` does not count)."""
@@ -163,14 +166,22 @@ class RevocationProbe:
                         continue
                     reason = str(exc.reason.native or "unspecified")
                     said = f"{source.upper()} says revoked at {exc.revocation_dt:%Y-%m-%d %H:%M:%SZ} ({reason})"
-                    produced = self._answer_time(source, link)
+                    produced, _ = self._freshest(source, link)
                     return LinkStatus(subject, "revoked", source, produced, exc.revocation_dt, reason, said)
                 except (cv_errors.PathValidationError, ValueError) as exc:
                     failures.append(f"{source.upper()} ({label}): {exc}")
                     continue
-                produced = self._answer_time(source, link)
+                produced, next_update = self._freshest(source, link)
                 shown = f", produced {produced:%Y-%m-%d %H:%M:%SZ}" if produced else ""
-                return LinkStatus(subject, "good", source, produced, detail=f"{source.upper()} ({label}) good{shown}")
+                reusable = label == "now" and not (self.crls or self.ocsps)  # fetched, not retroactive
+                return LinkStatus(
+                    subject,
+                    "good",
+                    source,
+                    produced,
+                    detail=f"{source.upper()} ({label}) good{shown}",
+                    fresh_until=next_update if reusable else None,
+                )
         return LinkStatus(subject, "unknown", detail="; ".join(failures))
 
     def _attempts(self, at: datetime, now: datetime) -> list[tuple[str, datetime, bool, bool]]:
@@ -184,25 +195,37 @@ class RevocationProbe:
             attempts.append(("embedded", at, True, False))
         return attempts
 
-    def _answer_time(self, source: str, link: Any) -> datetime | None:
-        """When the freshest answer about ``link`` was made: OCSP producedAt, CRL thisUpdate."""
+    def _freshest(self, source: str, link: Any) -> tuple[datetime | None, datetime | None]:
+        """The freshest answer about ``link``: when it was made (OCSP producedAt, CRL thisUpdate)
+        and its nextUpdate (``None`` when it has none: such an answer is never reused)."""
         if source == "ocsp":
             fetched = list(self.fetchers.ocsp_fetcher.fetched_responses_for_cert(link))
             candidates = [*fetched, *(c.ocsp_response_data for c in self.ocsps)]
             answers = [
-                (single["this_update"].native, response.basic_ocsp_response["tbs_response_data"]["produced_at"].native)
+                (
+                    single["this_update"].native,
+                    response.basic_ocsp_response["tbs_response_data"]["produced_at"].native,
+                    single["next_update"].native,
+                )
                 for response in candidates
                 for single in response.basic_ocsp_response["tbs_response_data"]["responses"]
                 if single["cert_id"]["serial_number"].native == link.serial_number
             ]
-            return max(answers)[1] if answers else None
+            if not answers:
+                return None, None
+            _, produced, next_update = max(answers, key=lambda answer: answer[0])
+            return produced, next_update
         try:
             fetched_crls = list(self.fetchers.crl_fetcher.fetched_crls_for_cert(link))
         except KeyError:
             fetched_crls = []
         lists = [*fetched_crls, *(c.crl_data for c in self.crls)]
-        times = [c["tbs_cert_list"]["this_update"].native for c in lists if c.issuer == link.issuer]
-        return max(times, default=None)
+        times = [
+            (c["tbs_cert_list"]["this_update"].native, c["tbs_cert_list"]["next_update"].native)
+            for c in lists
+            if c.issuer == link.issuer
+        ]
+        return max(times, key=lambda pair: pair[0]) if times else (None, None)
 
 
 def no_check_context(probe: RevocationProbe, *, moment: datetime) -> ValidationContext:

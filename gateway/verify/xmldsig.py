@@ -30,6 +30,7 @@ import base64
 import binascii
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
+from typing import Any
 
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
@@ -189,6 +190,21 @@ def _algorithm(parent: etree._Element | None, *path: str) -> str | None:
     return None if node is None else node.get("Algorithm")
 
 
+class _Verifier(XMLVerifier):
+    """signxml's verifier without its first copy of the whole document.
+
+    ``XMLVerifier.verify`` copies the root it is given (serialise, parse) and then only reads
+    that copy: it copies it once more for each reference before transforming anything. For a
+    root element from our hardened parser the first copy is the same tree again; skipping it
+    spares a package's size twice over (the text and the tree) at the peak (issue 7, P4).
+    """
+
+    def get_root(self, data: Any) -> Any:
+        if isinstance(data, etree._Element) and data.getparent() is None:
+            return data
+        return super().get_root(data)  # type: ignore[no-untyped-call]
+
+
 def _verify_with(root: etree._Element, certs: list[x509.Certificate]) -> tuple[x509.Certificate, VerifyResult] | str:
     """Try each leaf candidate: the signer with signxml's result, or why none verified."""
     signature = next(e for e in root.iter() if isinstance(e.tag, str) and local_name(e.tag) == "Signature")
@@ -208,7 +224,7 @@ def _verify_with(root: etree._Element, certs: list[x509.Certificate]) -> tuple[x
         pem = candidate.public_bytes(Encoding.PEM).decode()
         try:
             # Our hardened parser (huge_tree for big base64 nodes) for signxml's internal re-parses.
-            result = XMLVerifier().verify(root, x509_cert=pem, expect_config=config, parser=make_parser())
+            result = _Verifier().verify(root, x509_cert=pem, expect_config=config, parser=make_parser())
         except (InvalidSignature, InvalidDigest, InvalidCertificate, InvalidInput) as exc:
             failure = str(exc) or type(exc).__name__
         except (ValueError, TypeError, etree.LxmlError) as exc:  # malformed values inside SignedInfo
