@@ -16,11 +16,21 @@ each round, so neither always runs on a warmer or busier machine):
   fsynced, and the receipt row is committed with ``synchronous=FULL`` (HOUSE.md rule 13). Its
   pipeline runs as in production: each accepted package is verified, delivered to a Maildir and
   answered with a status 01 while the next mails arrive.
+* **gateway, accept only** (``--accept-only``; not the headline): the same listener, intake,
+  spool and receipt log on the same configuration, in a process of their own without the
+  pipeline (``python -m bench.smtp_bench --accept-only-server CONFIG``), so that nothing runs
+  behind the accept, as with Postfix holding every mail: the like-for-like view of the accept
+  path alone. Same promise before ``250``.
 * **postfix**: a throw-away Postfix (``tests.postfix.harness``) whose smtpd accepts the same
   mails into its queue: ``cleanup`` writes and fsyncs the queue file before smtpd answers
   ``250``. ``smtpd_data_restrictions = check_client_access static:HOLD`` puts every mail in the
   hold queue, so ``qmgr`` never delivers anything during the run (no work behind the accept that
   the gateway's side would not also have); the hold queue is emptied between rounds.
+
+Before every round of any server the bench waits until the gateway's pipeline has finished the
+mails of earlier rounds (no item ``incoming`` or ``active``): the packages of one round take
+longer to verify than to receive, and a server must not be measured while the gateway's
+verification of an earlier round still uses the CPU.
 
 The client is a small SMTP client on asyncio streams rather than aiosmtplib: timing the end of
 DATA needs the moment the last byte was written (write-buffer limit 0, ``drain``), which
@@ -41,7 +51,9 @@ import json
 import os
 import random
 import shutil
+import signal
 import socket
+import sqlite3
 import statistics
 import subprocess
 import sys
@@ -59,9 +71,15 @@ from rich.table import Table
 from bench.childpki import served_pki_in_child
 from bench.corpus import make_package
 from bench.machine import load_average, machine_info
+from gateway.app.logs import configure_logging
+from gateway.cli.config import load_settings
 from gateway.clock import SystemClock
 from gateway.devpki import DevPKI
+from gateway.inbound.intake import Intake
+from gateway.inbound.smtp import InboundSmtp
 from gateway.pipeline.mails import compose
+from gateway.settings import Settings
+from gateway.store import Spool, Store, resolve_url
 from tests.command import terminate
 from tests.postfix.harness import PostfixInstance
 from tests.service import OUR_MAIL, PARTNER_MAIL, write_config
@@ -79,6 +97,7 @@ _PDF_BYTES: Final = 500 * 1024
 """The signed PDF's size that makes the mail about 1 MB (base64 twice: in the XML, in the mail)."""
 _START_SECONDS: Final = 60.0
 _REPLY_SECONDS: Final = 120.0
+_DRAIN_SECONDS: Final = 600.0
 
 
 @dataclass
@@ -206,17 +225,24 @@ def _wait_for_greeting(port: int, process: subprocess.Popen[bytes] | None, what:
 
 
 @contextlib.contextmanager
-def gateway_process(pki: DevPKI, directory: Path) -> Iterator[int]:
-    """``gateway serve`` in its own process on ``directory``; yields its inbound SMTP port."""
+def gateway_process(pki: DevPKI, directory: Path, *, accept_only: bool = False) -> Iterator[int]:
+    """``gateway serve`` in its own process on ``directory``; yields its inbound SMTP port.
+
+    With ``accept_only``, the listener, intake, spool and receipt log alone (no pipeline).
+    """
+    directory.mkdir(parents=True, exist_ok=True)
     port = free_port()
     config = write_config(
         directory, pki, smtp_listen=f"127.0.0.1:{port}", submission_listen="127.0.0.1:0", http_listen="127.0.0.1:0"
     )
     env = {k: v for k, v in os.environ.items() if k != "GATEWAY_CONFIG"}
     log = (directory / "gateway.log").open("wb")
+    command = (
+        ["-m", "bench.smtp_bench", "--accept-only-server"] if accept_only else ["-m", "gateway", "serve", "--config"]
+    )
     process = subprocess.Popen(
-        [sys.executable, "-m", "gateway", "serve", "--config", str(config)],
-        cwd=directory,
+        [sys.executable, *command, str(config)],
+        cwd=HERE.parent if accept_only else directory,
         env=env,
         stdout=log,
         stderr=subprocess.STDOUT,
@@ -227,6 +253,23 @@ def gateway_process(pki: DevPKI, directory: Path) -> Iterator[int]:
         yield port
     finally:
         terminate(process, wait=60)
+
+
+async def serve_accept_only(settings: Settings, config_dir: Path) -> None:
+    """The accept path alone: ``[smtp]`` listener, intake, spool, receipt log; until SIGTERM.
+
+    Built as ``gateway.app.service`` builds them, without the scheduler (nothing is processed).
+    """
+    store = await Store.open(resolve_url(settings.store.url, config_dir), clock=SystemClock())
+    listener = InboundSmtp(settings.smtp, Intake(store, Spool(settings.store.spool)))
+    stop = asyncio.Event()
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
+    try:
+        await listener.start()
+        await stop.wait()
+        await listener.stop()
+    finally:
+        await store.close()
 
 
 @contextlib.contextmanager
@@ -253,33 +296,63 @@ def _held(instance: PostfixInstance, expected: int) -> None:
     instance.delete_queue("hold")
 
 
+def drained(database: Path) -> None:
+    """Wait until the gateway's pipeline has nothing left to do (no item incoming or active).
+
+    Raises:
+        RuntimeError: still busy after ``_DRAIN_SECONDS``.
+    """
+    deadline = time.monotonic() + _DRAIN_SECONDS
+    query = "SELECT count(*) FROM messages WHERE state IN ('incoming', 'active')"
+    while True:
+        with contextlib.closing(sqlite3.connect(f"file:{database}?mode=ro", uri=True, timeout=30)) as conn:
+            (busy,) = conn.execute(query).fetchone()
+        if busy == 0:
+            return
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"the gateway still has {busy} items in progress after {_DRAIN_SECONDS:g} s")
+        time.sleep(0.2)
+
+
 # ---------------------------------------------------------------------- the run
-def measure(pki: DevPKI, mail: bytes, *, rounds: int, per_client: int, console: Console | None) -> dict[str, Column]:
-    """Interleaved rounds against both servers; the latencies of each."""
-    columns = {"gateway": Column("gateway", []), "postfix": Column("postfix", [])}
-    with tempfile.TemporaryDirectory(prefix="bench-p3-") as tmp, postfix_holding() as postfix:
-        directory = Path(tmp)
-        with gateway_process(pki, directory) as gateway_port:
-            ports = {"gateway": gateway_port, "postfix": postfix.port}
-            for number in range(rounds + 1):  # round 0 warms both up and is not counted
-                order = ["gateway", "postfix"] if number % 2 == 0 else ["postfix", "gateway"]
-                for name in order:
-                    latencies = asyncio.run(round_of(ports[name], mail, per_client, f"r{number}{name}"))
-                    if name == "postfix":
-                        _held(postfix, CLIENTS * per_client)
-                    if number > 0:
-                        columns[name].latencies.extend(latencies)
-                    if console is not None:
-                        p99 = percentile(latencies, 0.99) * 1000
-                        shown = "warm-up" if number == 0 else f"round {number}"
-                        console.print(
-                            f"  {shown}: {name:<8} p50 {percentile(latencies, 0.5) * 1000:8.1f} ms  p99 {p99:8.1f} ms"
-                        )
+def measure(
+    pki: DevPKI, mail: bytes, *, rounds: int, per_client: int, accept_only: bool, console: Console | None
+) -> dict[str, Column]:
+    """Interleaved rounds against every server; the latencies of each."""
+    names = ["gateway", "postfix"] + (["accept-only"] if accept_only else [])
+    columns = {name: Column(name, []) for name in names}
+    with contextlib.ExitStack() as stack:
+        directory = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-p3-")))
+        postfix = stack.enter_context(postfix_holding())
+        ports = {"postfix": postfix.port, "gateway": stack.enter_context(gateway_process(pki, directory / "gateway"))}
+        if accept_only:
+            ports["accept-only"] = stack.enter_context(gateway_process(pki, directory / "accept", accept_only=True))
+        for number in range(rounds + 1):  # round 0 warms every server up and is not counted
+            order = names[number % len(names) :] + names[: number % len(names)]
+            for name in order:
+                # Nobody is measured while the gateway still works through an earlier round.
+                drained(directory / "gateway" / "gateway.db")
+                latencies = asyncio.run(round_of(ports[name], mail, per_client, f"r{number}{name}"))
+                if name == "postfix":
+                    _held(postfix, CLIENTS * per_client)
+                if number > 0:
+                    columns[name].latencies.extend(latencies)
+                if console is not None:
+                    p99 = percentile(latencies, 0.99) * 1000
+                    shown = "warm-up" if number == 0 else f"round {number}"
+                    console.print(
+                        f"  {shown}: {name:<11} p50 {percentile(latencies, 0.5) * 1000:8.1f} ms  p99 {p99:8.1f} ms"
+                    )
     return columns
 
 
 def run_p3(
-    quick: bool = False, *, rounds: int | None = None, per_client: int | None = None, console: Console | None = None
+    quick: bool = False,
+    *,
+    rounds: int | None = None,
+    per_client: int | None = None,
+    accept_only: bool = False,
+    console: Console | None = None,
 ) -> dict[str, Any]:
     """Run P3 and return its summary for ``bench/suite.py``.
 
@@ -287,6 +360,8 @@ def run_p3(
         quick: 2 rounds of 3 mails per client instead of 4 rounds of 10 (a smoke run).
         rounds: timed rounds per server (after one warm-up round each).
         per_client: mails each of the 20 clients sends per round.
+        accept_only: also measure the accept path alone (no pipeline behind it); reported
+            next to the headline, never instead of it.
         console: where progress goes (``None``: quiet).
 
     Returns:
@@ -305,9 +380,18 @@ def run_p3(
     load_before = load_average()
     with served_pki_in_child() as pki:
         mail = asyncio.run(package_mail(pki))
-        columns = measure(pki, mail, rounds=rounds, per_client=per_client, console=console)
+        columns = measure(pki, mail, rounds=rounds, per_client=per_client, accept_only=accept_only, console=console)
     gateway, postfix = columns["gateway"].summary(), columns["postfix"].summary()
     ratio = round(gateway["p99_ms"] / postfix["p99_ms"], 2)
+    extra: dict[str, Any] = {}
+    if accept_only:
+        alone = columns["accept-only"].summary()
+        extra["accept_only"] = {
+            **alone,
+            "p99_ratio": round(alone["p99_ms"] / postfix["p99_ms"], 2),
+            "p50_ratio": round(alone["p50_ms"] / postfix["p50_ms"], 2),
+            "what": "listener, intake, spool and receipt log alone (no pipeline); not the headline",
+        }
     return {
         "id": "P3",
         "name": f"SMTP accept latency, {len(mail) / 1e6:.2f} MB mails, {CLIENTS} clients (gateway vs Postfix smtpd)",
@@ -316,12 +400,16 @@ def run_p3(
             "postfix": postfix,
             "p99_ratio": ratio,
             "p50_ratio": round(gateway["p50_ms"] / postfix["p50_ms"], 2),
+            **extra,
         },
         "baseline": {"postfix": postfix},
         "ratio": ratio,
         "target": f"p99 within {TARGET_RATIO:g}x of Postfix",
         "met": ratio <= TARGET_RATIO,
-        "notes": "end of DATA to 250, durable on both sides; interleaved rounds; Postfix holds every mail",
+        "notes": (
+            "end of DATA to 250, durable on both sides; interleaved rounds, each started once the gateway's "
+            "pipeline was idle; Postfix holds every mail"
+        ),
         "mail_bytes": len(mail),
         "clients": CLIENTS,
         "rounds": rounds,
@@ -340,6 +428,16 @@ def render(result: dict[str, Any]) -> Table:
         row = measured[name]
         table.add_row(name, str(row["mails"]), f"{row['p50_ms']:.1f}", f"{row['p99_ms']:.1f}", f"{row['max_ms']:.1f}")
     table.add_row("gateway / postfix", "", f"{measured['p50_ratio']:.2f}", f"{measured['p99_ratio']:.2f}", "")
+    alone = measured.get("accept_only")
+    if alone is not None:
+        table.add_row(
+            "accept only (no pipeline)",
+            str(alone["mails"]),
+            f"{alone['p50_ms']:.1f}",
+            f"{alone['p99_ms']:.1f}",
+            f"{alone['max_ms']:.1f}",
+        )
+        table.add_row("accept only / postfix", "", f"{alone['p50_ratio']:.2f}", f"{alone['p99_ratio']:.2f}", "")
     return table
 
 
@@ -352,9 +450,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=None, help="timed rounds per server (default 4)")
     parser.add_argument("--mails", type=int, default=None, help="mails per client per round (default 10)")
     parser.add_argument("--results", type=Path, default=RESULTS, help="directory of the JSON results")
+    parser.add_argument(
+        "--accept-only", action="store_true", help="also measure the accept path alone (no pipeline behind it)"
+    )
+    parser.add_argument("--accept-only-server", type=Path, metavar="CONFIG", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.accept_only_server is not None:  # the child process of the accept-only column
+        config = args.accept_only_server.resolve()
+        configure_logging(level="INFO")  # as gateway serve logs
+        asyncio.run(serve_accept_only(load_settings(config), config.parent))
+        return 0
     console = Console()
-    result = run_p3(args.quick, rounds=args.rounds, per_client=args.mails, console=console)
+    result = run_p3(
+        args.quick, rounds=args.rounds, per_client=args.mails, accept_only=args.accept_only, console=console
+    )
     console.print(render(result))
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     args.results.mkdir(parents=True, exist_ok=True)

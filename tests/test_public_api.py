@@ -35,13 +35,14 @@ PINNED = {
     },
     "gateway.store": {
         "KINDS", "STATES", "TERMINAL", "AlreadyRecorded", "ChainCheck", "Intake", "InvalidTransition", "JournalView",
-        "MessageView", "NotFound", "Spool", "SpoolCorrupted", "SpoolError", "SpoolMissing", "StatusEventView",
+        "MessageView", "NotFound", "Spool", "SpoolCorrupted", "SpoolError", "SpoolMissing", "SpoolWriter", "Spooled",
+        "StatusEventView",
         "StorageFull", "Store", "StoreError", "resolve_url",
     },
     "gateway.smtpserver": {
-        "LOCAL_ERROR", "SHUTTING_DOWN", "TOO_BIG", "EdgeHandler", "EdgeSMTP", "IntakePort", "ItemRef", "ListenerEdge",
-        "SmtpListener",
-        "current_session", "parse_listen", "read_data", "server_tls_context",
+        "LOCAL_ERROR", "SHUTTING_DOWN", "TOO_BIG", "EdgeEnvelope", "EdgeHandler", "EdgeSMTP", "IntakePort", "ItemRef",
+        "ListenerEdge", "MailSink", "SmtpListener",
+        "current_session", "parse_listen", "read_data", "server_tls_context", "stream_data",
     },
     "gateway.app": {
         "HANDLERS", "Running", "Sealing", "load_trust_store", "open_sealing", "open_verifier", "policy_from_settings",

@@ -8,6 +8,11 @@ message). The order is fixed: spool first, then the row, so that a row never poi
 that are not on disk. A crash between the two leaves a spool file without a row: harmless, the
 spool is content-addressed and the sender will send again.
 
+The SMTP listeners stream a mail into the spool while it arrives (:meth:`Intake.open_mail`, a
+``gateway.store.SpoolWriter``) and hand the writer to :meth:`Intake.accept`, which commits it
+(fsync, rename, directory fsync) before the row: a 90 MB mail never sits in memory (issue 7,
+P4). The IMAP poller, which gets each message whole from the server, hands over bytes.
+
 No CPU work on the SMTP path beyond hashing (done by the spool, in a thread): the mail is not
 parsed here except for its header block, to read the ``Message-ID``; the edXML package is found
 and judged later by the pipeline.
@@ -22,15 +27,16 @@ from email.policy import compat32
 from typing import Protocol
 
 from gateway.errors import GatewayError, TransientError
-from gateway.smtpserver import IntakePort, ItemRef
-from gateway.store import AlreadyRecorded, MessageView
+from gateway.smtpserver import IntakePort, ItemRef, MailSink
+from gateway.store import AlreadyRecorded, MessageView, Spooled
 from gateway.store import Intake as IntakeRecord
+from gateway.store.spool import HEAD_BYTES
 
 __all__ = ["Intake", "IntakePort", "ItemRef", "message_id_of"]
 
 _log = logging.getLogger("gateway.inbound.intake")
 
-_HEADER_SCAN = 64 * 1024
+_HEADER_SCAN = HEAD_BYTES
 """Look for the end of the header block only this far (a header block is a few KB)."""
 _MESSAGE_ID_LIMIT = 998
 _KINDS = frozenset({"inbound", "submission"})
@@ -54,6 +60,10 @@ class IntakeSpool(Protocol):
 
     async def put(self, data: bytes) -> str:
         """Write ``data`` durably, content-addressed; return its SHA-256 (hex)."""
+        ...
+
+    def writer(self) -> MailSink:
+        """A streamed write of one mail (``SpoolWriter``): ``write`` pieces, then ``commit``."""
         ...
 
 
@@ -108,9 +118,16 @@ class Intake:
         self.spool = spool
         self.wake = wake
 
+    def open_mail(self) -> MailSink:
+        """A sink for the next mail (the spool's streamed writer): ``write`` it, then :meth:`accept` it.
+
+        Nothing touches the disk until the first ``write``.
+        """
+        return self.spool.writer()
+
     async def accept(
         self,
-        raw: bytes,
+        raw: bytes | MailSink,
         *,
         kind: str,
         channel: str,
@@ -125,7 +142,9 @@ class Intake:
         instead of a second row.
 
         Args:
-            raw: the mail exactly as received (kept unaltered, addressed by SHA-256).
+            raw: the mail exactly as received (kept unaltered, addressed by SHA-256), or the
+                sink from :meth:`open_mail` it was streamed into (committed here; dropped when
+                this raises before that).
             kind: ``inbound`` (from the axis) or ``submission`` (from the DMS).
             channel: ``smtp``, ``imap`` or ``submission``.
             mail_from: the envelope sender (``""`` when unknown, e.g. IMAP).
@@ -143,19 +162,16 @@ class Intake:
             ValueError: ``kind`` or ``channel`` is not one of the above (a caller's bug).
         """
         if kind not in _KINDS or channel not in _CHANNELS:
+            if not isinstance(raw, bytes):
+                await raw.abort()
             raise ValueError(f"kind {kind!r} / channel {channel!r}: expected {sorted(_KINDS)} / {sorted(_CHANNELS)}")
-        message_id = message_id_of(raw)
-        try:
-            sha256 = await self.spool.put(raw)
-        except GatewayError:
-            raise
-        except OSError as error:  # the store's spool maps these; a twin or a new errno may not
-            raise TransientError(f"spool write failed: {error}") from error
+        spooled = await self._spool(raw)
+        message_id = message_id_of(spooled.head)
         record = IntakeRecord(
             kind=kind,
             channel=channel,
-            sha256=sha256,
-            size=len(raw),
+            sha256=spooled.sha256,
+            size=spooled.size,
             mail_from=mail_from,
             rcpt_to=tuple(rcpt_to),
             message_id_header=message_id,
@@ -175,9 +191,20 @@ class Intake:
             kind,
             channel,
             view.size,
-            sha256,
+            spooled.sha256,
             extra={"item_id": view.id},
         )
         if self.wake is not None:
             self.wake()
         return _ref(view, message_id, new=True)
+
+    async def _spool(self, raw: bytes | MailSink) -> Spooled:
+        """Store the mail durably (first, before any row can point at it)."""
+        try:
+            if isinstance(raw, bytes):
+                return Spooled(sha256=await self.spool.put(raw), size=len(raw), head=raw[:_HEADER_SCAN])
+            return await raw.commit()
+        except GatewayError:
+            raise
+        except OSError as error:  # the store's spool maps these; a twin or a new errno may not
+            raise TransientError(f"spool write failed: {error}") from error

@@ -13,27 +13,39 @@ Invariants:
   traceback, never shown to the peer;
 * an intake call is never cut in half: it runs as its own task, shielded from the SMTP
   session's cancellation (a dropped connection), and ``stop`` waits for it;
-* nothing CPU-heavy runs on the loop: DATA is read in chunks, hashing and file I/O happen in the
-  spool's worker thread.
+* nothing CPU-heavy runs on the loop: DATA is read in chunks and streamed into the spool as it
+  arrives (``MailSink``, the spool's writer: hashing and file I/O in a worker thread), so a
+  mail is never held in memory whole.
 """
 
-from gateway.smtpserver.data import read_data
+from gateway.smtpserver.data import read_data, stream_data
 from gateway.smtpserver.handler import EdgeHandler, IntakePort, ItemRef
 from gateway.smtpserver.listen import ListenerEdge, SmtpListener, parse_listen, server_tls_context
-from gateway.smtpserver.protocol import LOCAL_ERROR, SHUTTING_DOWN, TOO_BIG, EdgeSMTP, current_session
+from gateway.smtpserver.protocol import (
+    LOCAL_ERROR,
+    SHUTTING_DOWN,
+    TOO_BIG,
+    EdgeEnvelope,
+    EdgeSMTP,
+    MailSink,
+    current_session,
+)
 
 __all__ = [
     "LOCAL_ERROR",
     "SHUTTING_DOWN",
     "TOO_BIG",
+    "EdgeEnvelope",
     "EdgeHandler",
     "EdgeSMTP",
     "IntakePort",
     "ItemRef",
     "ListenerEdge",
+    "MailSink",
     "SmtpListener",
     "current_session",
     "parse_listen",
     "read_data",
     "server_tls_context",
+    "stream_data",
 ]

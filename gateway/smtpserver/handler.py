@@ -12,9 +12,9 @@ from typing import Protocol
 from aiosmtpd.smtp import SMTP, Envelope, Session, TLSSetupException
 
 from gateway.errors import GatewayError
-from gateway.smtpserver.protocol import LOCAL_ERROR, current_session, trace
+from gateway.smtpserver.protocol import LOCAL_ERROR, EdgeEnvelope, MailSink, current_session, trace
 
-__all__ = ["EdgeHandler", "IntakePort", "ItemRef"]
+__all__ = ["EdgeHandler", "IntakePort", "ItemRef", "MailSink"]
 
 
 @dataclass(frozen=True)
@@ -35,9 +35,13 @@ class ItemRef:
 class IntakePort(Protocol):
     """The durable intake as the listeners see it (``gateway.inbound.intake.Intake``)."""
 
+    def open_mail(self) -> MailSink:
+        """A sink for the next mail's bytes, to be handed to :meth:`accept` once complete."""
+        ...
+
     async def accept(
         self,
-        raw: bytes,
+        raw: bytes | MailSink,
         *,
         kind: str,
         channel: str,
@@ -45,7 +49,7 @@ class IntakePort(Protocol):
         rcpt_to: Sequence[str],
         imap_key: str | None = None,
     ) -> ItemRef:
-        """Spool ``raw`` and commit its receipt row; see ``Intake.accept``."""
+        """Spool ``raw`` (or commit the sink it was streamed into) and commit its receipt row."""
         ...
 
 
@@ -90,11 +94,16 @@ class EdgeHandler:
         envelope.rcpt_options.extend(rcpt_options)
         return "250 2.1.5 Ok"
 
+    def open_mail(self) -> MailSink:
+        """Where the next DATA is streamed (the listener calls this at ``354``)."""
+        return self.intake.open_mail()
+
     async def take(self, envelope: Envelope) -> tuple[ItemRef | None, str]:
         """Hand the received mail to the intake and wait until it is durable.
 
         Args:
-            envelope: the finished DATA envelope (``original_content`` holds the bytes).
+            envelope: the finished DATA envelope: ``EdgeEnvelope.mail``, the sink the DATA was
+                streamed into (``EdgeSMTP``); without one, ``original_content`` holds the bytes.
 
         Returns:
             ``(item, "")`` when spooled and committed; ``(None, reply)`` when the intake refused
@@ -103,7 +112,8 @@ class EdgeHandler:
         Raises:
             Exception: anything unexpected; aiosmtpd passes it to :meth:`handle_exception`.
         """
-        raw = envelope.original_content or b""
+        sink = envelope.mail if isinstance(envelope, EdgeEnvelope) else None
+        raw = sink if sink is not None else (envelope.original_content or b"")
         # The null reverse-path (bounces, notices) is recorded as "": nothing may ever answer it.
         mail_from = envelope.mail_from or ""
         if mail_from == "<>":

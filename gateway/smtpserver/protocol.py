@@ -6,13 +6,25 @@ import asyncio
 import contextvars
 import secrets
 from dataclasses import dataclass, field
-from typing import Any, AnyStr
+from typing import Any, AnyStr, Protocol
 
-from aiosmtpd.smtp import MISSING, SMTP, syntax
+from aiosmtpd.smtp import MISSING, SMTP, Envelope, syntax
 
-from gateway.smtpserver.data import read_data
+from gateway.errors import GatewayError
+from gateway.smtpserver.data import stream_data
+from gateway.store import Spooled
 
-__all__ = ["LOCAL_ERROR", "SHUTTING_DOWN", "TOO_BIG", "Connections", "EdgeSMTP", "current_session", "trace"]
+__all__ = [
+    "LOCAL_ERROR",
+    "SHUTTING_DOWN",
+    "TOO_BIG",
+    "Connections",
+    "EdgeEnvelope",
+    "EdgeSMTP",
+    "MailSink",
+    "current_session",
+    "trace",
+]
 
 LOCAL_ERROR = "451 4.3.0 Local error"
 """The reply to any unexpected exception: never the exception text (aiosmtpd's default leaks it)."""
@@ -23,6 +35,30 @@ _AIOSMTPD_TOO_BIG = frozenset(
 )
 
 _session_var: contextvars.ContextVar[EdgeSMTP | None] = contextvars.ContextVar("smtp_session", default=None)
+
+
+class MailSink(Protocol):
+    """A mail being received, streamed into the spool as it arrives (``gateway.store.SpoolWriter``)."""
+
+    async def write(self, data: bytes) -> None:
+        """Append the next piece (raises the spool's ``TransientError`` on disk trouble)."""
+        ...
+
+    async def commit(self) -> Spooled:
+        """Make it durable under its SHA-256 (fsync, rename, directory fsync)."""
+        ...
+
+    async def abort(self) -> None:
+        """Drop it, unless it is committed or being committed."""
+        ...
+
+
+class EdgeEnvelope(Envelope):
+    """aiosmtpd's envelope, plus the sink its DATA was streamed into (None before DATA ends)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.mail: MailSink | None = None
 
 
 @dataclass
@@ -117,29 +153,49 @@ class EdgeSMTP(SMTP):
         self.connections.idle.clear()
         try:
             await self.push("354 End data with <CR><LF>.<CR><LF>")
-            try:
-                body = await read_data(self._reader, self.data_size_limit, progress=self._reset_timeout)
-            except asyncio.IncompleteReadError:
-                if self.transport is not None:  # the peer left in the middle: nothing to answer
-                    self.transport.close()
-                return
-            try:
-                if body is None:
-                    status: Any = TOO_BIG
-                else:
-                    envelope.content = body
-                    envelope.original_content = body
-                    status = await self._call_handler_hook("DATA")
-            finally:
-                # A fresh envelope whatever happened (aiosmtpd's _set_post_data_state), so that
-                # after a 451 from handle_exception the client can send MAIL again.
-                self.envelope = self._create_envelope()
-            await self.push("250 OK" if status is MISSING else status)
+            status = await self._receive(envelope)
+            if status is not None:
+                await self.push(status)
         finally:
             self.in_data = False
             self.connections.busy -= 1
             if self.connections.busy == 0:
                 self.connections.idle.set()
+
+    async def _receive(self, envelope: Envelope) -> str | None:
+        """Stream the DATA into a sink and hand it to the handler; the reply (None: hang up).
+
+        The sink is the handler's once ``handle_DATA`` is called (the intake commits it, or drops
+        it when it fails); before that, any way out drops it here.
+        """
+        sink: MailSink = self.event_handler.open_mail()
+        handed = False
+        try:
+            try:
+                size = await stream_data(self._reader, self.data_size_limit, sink.write, progress=self._reset_timeout)
+            except asyncio.IncompleteReadError:
+                if self.transport is not None:  # the peer left in the middle: nothing to answer
+                    self.transport.close()
+                return None
+            except GatewayError as error:  # the spool failed while the mail came in
+                self.event_handler.log.warning("%s spooling DATA failed: %s", trace(), error, exc_info=error)
+                return error.smtp_reply
+            if size is None:
+                return TOO_BIG
+            if isinstance(envelope, EdgeEnvelope):
+                envelope.mail = sink
+            handed = True
+            status: Any = await self._call_handler_hook("DATA")
+        finally:
+            if not handed:
+                await sink.abort()
+            # A fresh envelope whatever happened (aiosmtpd's _set_post_data_state), so that
+            # after a 451 from handle_exception the client can send MAIL again.
+            self.envelope = self._create_envelope()
+        return "250 OK" if status is MISSING else str(status)
+
+    def _create_envelope(self) -> EdgeEnvelope:
+        return EdgeEnvelope()
 
     async def _goodbye(self) -> None:
         await self.push(SHUTTING_DOWN)

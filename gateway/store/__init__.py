@@ -20,7 +20,7 @@ from gateway.store.records import (
     StorageFull,
     StoreError,
 )
-from gateway.store.spool import Spool, SpoolCorrupted, SpoolError, SpoolMissing
+from gateway.store.spool import Spool, SpoolCorrupted, Spooled, SpoolError, SpoolMissing, SpoolWriter
 from gateway.store.tables import KINDS, STATES, TERMINAL
 
 __all__ = [
@@ -38,6 +38,8 @@ __all__ = [
     "SpoolCorrupted",
     "SpoolError",
     "SpoolMissing",
+    "SpoolWriter",
+    "Spooled",
     "StatusEventView",
     "StorageFull",
     "Store",

@@ -147,7 +147,7 @@ class Store:
         async def work(tx: writes.Tx) -> MessageView:
             return await writes.insert_intake(tx, intake)
 
-        return await self._tx.write(work)
+        return await self._tx.write(work, urgent=True)  # a client may wait for its 250
 
     async def claim(self, kinds: Iterable[str], now: datetime | None = None, limit: int = 1) -> Views:
         """Take due work: ``incoming``, and ``deferred`` whose ``next_attempt_at <= now``, to ``active``.

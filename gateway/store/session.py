@@ -5,10 +5,12 @@ Rules every transaction follows:
 * writes go through one writer task per process. It takes every write request waiting (up to
   ``MAX_BATCH``) and runs them one after the other in ONE transaction, then appends all their
   journal events and commits once: one ``BEGIN``/``COMMIT``/``fsync`` and one chain append for
-  many SMTP intakes ("group commit", as databases do for their own logs). When a request fails
-  (bad input, a taken key), the transaction is rolled back, that caller gets the error and the
-  others run again without it: they commit exactly as if each had run alone, in order. Database
-  trouble fails the whole batch;
+  many SMTP intakes ("group commit", as databases do for their own logs). Urgent requests
+  (intakes: a client waits for its 250) form batches of their own, ahead of the rest, unless
+  the oldest other request has waited ``URGENT_LEAD`` already (no starvation under a stream of
+  intakes). When a request fails (bad input, a taken key), the transaction is rolled back, that
+  caller gets the error and the others run again without it: they commit exactly as if each had
+  run alone, in order. Database trouble fails the whole batch;
 * a write transaction starts with ``BEGIN IMMEDIATE`` on SQLite (``db.py``), then locks the
   chain head (``journal.lock_head``: a row lock on PostgreSQL, which makes the writers of every
   instance take turns exactly as SQLite's write lock does) and only then takes its time, and
@@ -46,7 +48,7 @@ from gateway.store.db import BEGIN_OPTION, retryable, translate_db_error
 from gateway.store.records import StoreError
 from gateway.store.writes import Tx
 
-__all__ = ["MAX_BATCH", "RETRIES", "Transactions", "translate"]
+__all__ = ["MAX_BATCH", "RETRIES", "URGENT_LEAD", "Transactions", "translate"]
 
 T = TypeVar("T")
 MAX_BATCH = 64
@@ -54,6 +56,8 @@ MAX_BATCH = 64
 RETRIES: Final = 3
 """Runs of a batch after a deadlock or serialization failure, before its callers get the error."""
 _RETRY_PAUSE: Final = 0.05
+URGENT_LEAD: Final = 0.5
+"""Seconds an urgent batch may keep other waiting writes back; then they go first."""
 
 
 def _unwrap(exc: StatementError) -> Exception:
@@ -93,6 +97,8 @@ async def _translated() -> AsyncIterator[None]:
 class _Request:
     work: Callable[[Tx], Awaitable[Any]]
     future: asyncio.Future[Any]
+    queued: float
+    """When it was queued (the loop's clock)."""
 
 
 class _RollBack(Exception):
@@ -143,11 +149,18 @@ class Transactions:
         # An in-memory database is one shared connection: the writer and readers take turns.
         self._connection_lock = asyncio.Lock() if memory else None
         self._waiting: deque[_Request] = deque()
+        self._urgent: deque[_Request] = deque()
         self._writer: asyncio.Task[None] | None = None
         self._reads: set[asyncio.Task[Any]] = set()
 
-    async def write(self, work: Callable[[Tx], Awaitable[T]]) -> T:
+    async def write(self, work: Callable[[Tx], Awaitable[T]], *, urgent: bool = False) -> T:
         """Run ``work`` in a write transaction (possibly shared with other requests, see above).
+
+        Args:
+            work: the statements, given the open transaction.
+            urgent: someone waits on the wire for this (an SMTP client for its 250): the next
+                batch takes only urgent requests while there are any, so an intake never
+                waits behind, or shares a transaction with, the pipeline's own work.
 
         Raises:
             Whatever ``work`` raises (none of its changes is committed), or the translated
@@ -155,15 +168,17 @@ class Transactions:
         """
         future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
         future.add_done_callback(_retrieve)
-        self._waiting.append(_Request(work, future))
+        request = _Request(work, future, asyncio.get_running_loop().time())
+        (self._urgent if urgent else self._waiting).append(request)
         if self._writer is None:
             self._writer = asyncio.create_task(self._drain())
         return await asyncio.shield(future)
 
     async def _drain(self) -> None:
         try:
-            while self._waiting:
-                batch = [self._waiting.popleft() for _ in range(min(MAX_BATCH, len(self._waiting)))]
+            while self._urgent or self._waiting:
+                queue = self._next_queue()
+                batch = [queue.popleft() for _ in range(min(MAX_BATCH, len(queue)))]
                 try:
                     await self._commit(batch)
                 except Exception as exc:  # pragma: no cover - a bug here must not leave callers waiting
@@ -172,6 +187,14 @@ class Transactions:
         finally:
             # No await between the last emptiness check and this: a new request starts a new writer.
             self._writer = None
+
+    def _next_queue(self) -> deque[_Request]:
+        """Where the next batch comes from: the urgent requests, unless others waited too long."""
+        if not self._urgent:
+            return self._waiting
+        if self._waiting and asyncio.get_running_loop().time() - self._waiting[0].queued > URGENT_LEAD:
+            return self._waiting
+        return self._urgent
 
     async def _commit(self, batch: list[_Request]) -> None:
         # Optimistic: no savepoints (two statements each). When a request fails, the whole

@@ -51,6 +51,8 @@ TRANSITION_EVENTS = ("transition", "delivered", "sent", "released")
 """The journal events a state change may be recorded as."""
 _ALL_TERMINAL = frozenset().union(*TERMINAL.values())
 _LARGE = ("report", "findings")
+_INSERT_ITEM = insert(M).returning(*M.c)
+"""Built once: the values go as parameters, so each intake skips building and keying a statement."""
 
 
 @dataclass
@@ -166,7 +168,7 @@ async def insert_intake(tx: Tx, intake: Intake) -> MessageView:
         "imap_key": intake.imap_key,
     }
     try:
-        row = (await conn.execute(insert(M).values(**values).returning(*M.c))).mappings().one()
+        row = (await conn.execute(_INSERT_ITEM, values)).mappings().one()
     except IntegrityError as exc:
         raise _integrity(exc) from exc
     view = MessageView.from_row(row)

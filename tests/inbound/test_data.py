@@ -11,7 +11,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gateway.smtpserver import read_data
+from gateway.smtpserver import read_data, stream_data
+from gateway.smtpserver.data import Unstuffer
 
 LIMIT = 1001  # aiosmtpd's StreamReader limit (line_length_limit)
 
@@ -94,3 +95,37 @@ def test_agrees_with_the_line_by_line_reference(stream: bytes, cuts: list[int]) 
     points = sorted({c % (len(stream) + 1) for c in cuts} | {0, len(stream)})
     chunks = [stream[a:b] for a, b in itertools.pairwise(points)]
     assert read(chunks) == expected
+
+
+def test_a_failing_sink_is_raised_after_the_stream_is_drained() -> None:
+    """The spool failing half way: the rest of DATA is still read, so the next command is intact."""
+    pieces: list[bytes] = []
+
+    async def sink(piece: bytes) -> None:
+        if pieces:
+            raise OSError(28, "No space left on device")
+        pieces.append(piece)
+
+    async def main() -> bytes:
+        reader = asyncio.StreamReader(limit=LIMIT)
+        chunks = [b"a" * 3000 + b"\r\n"] * 5 + [b".\r\nNOOP\r\n"]
+        feeder = asyncio.create_task(_feed(reader, chunks, True))
+        with pytest.raises(OSError, match="No space"):
+            await stream_data(reader, None, sink)
+        await feeder
+        return await reader.read()
+
+    assert asyncio.run(main()) == b"NOOP\r\n"
+    assert len(pieces) == 1
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    body=st.lists(st.sampled_from([b"a", b".", b"..", b"\r", b"\n", b"\r\n", b"\r\n."]), max_size=60).map(b"".join),
+    cuts=st.lists(st.integers(min_value=0, max_value=200), max_size=10),
+)
+def test_unstuffing_in_pieces_equals_unstuffing_at_once(body: bytes, cuts: list[int]) -> None:
+    whole = (body[1:] if body.startswith(b".") else body).replace(b"\r\n.", b"\r\n")
+    points = sorted({c % (len(body) + 1) for c in cuts} | {0, len(body)})
+    unstuffer = Unstuffer()
+    assert b"".join(unstuffer.feed(body[a:b]) for a, b in itertools.pairwise(points)) == whole

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import errno
+import os
 import sqlite3
 import threading
 from collections.abc import AsyncIterator
@@ -161,5 +163,66 @@ def test_an_imap_replay_is_recorded_once(tmp_path: Path) -> None:
         finally:
             await store.close()
         assert len(await committed_rows(tmp_path)) == 1
+
+    run(main)
+
+
+def big_mail(lines: int) -> bytes:
+    """A mail of ``lines`` base64-like lines, some starting with a dot (stuffed on the wire)."""
+    body = "".join(f"{'.' if n % 97 == 0 else ''}{n:08d}{'QUJD' * 17}\r\n" for n in range(lines))
+    return mail("big", body=body, message_id="<big@axis.test>")
+
+
+def test_a_big_mail_is_streamed_to_the_spool_byte_exact(tmp_path: Path) -> None:
+    """Spec A1 (original bytes kept): a 5 MB mail arrives in many chunks; the spool holds it exactly."""
+
+    async def main() -> None:
+        raw = big_mail(65_000)
+        async with gateway(tmp_path) as (server, store, spool):
+            assert await send(server.address[1], raw) == "2.0.0 Ok: queued as 1"
+            view = await store.get(1)
+            assert view is not None
+            assert (view.size, view.message_id_header) == (len(raw), "<big@axis.test>")
+            assert spool.path(view.sha256).read_bytes() == raw
+            assert not list(spool.directory.rglob(".tmp-*"))
+
+    run(main)
+
+
+def test_a_disk_filling_up_during_data_is_452_and_the_session_goes_on(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """ENOSPC half way through DATA: the rest is drained, 452 is answered, nothing is kept."""
+    real_write = os.write
+    full = threading.Event()
+
+    def write(fd: int, data: bytes) -> int:
+        if full.is_set() and os.path.basename(os.readlink(f"/proc/self/fd/{fd}")).startswith(".tmp-"):
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        return real_write(fd, data)
+
+    async def main() -> None:
+        async with gateway(tmp_path) as (server, _, spool):
+            await send(server.address[1], mail("warm-up"))  # the spool's layout exists
+            monkeypatch.setattr(os, "write", write)
+            full.set()
+            async with aiosmtplib.SMTP(
+                hostname="127.0.0.1", port=server.address[1], start_tls=False, local_hostname=CLIENT_NAME
+            ) as client:
+                await client.mail("a@axis.test")
+                await client.rcpt(RCPT)
+                with pytest.raises(aiosmtplib.SMTPDataError) as refused:
+                    await client.data(big_mail(30_000))
+                assert (refused.value.code, refused.value.message) == (
+                    452,
+                    "4.3.1 Insufficient system storage; try again later",
+                )
+                full.clear()
+                await client.mail("a@axis.test")  # the session goes on: the DATA was drained
+                await client.rcpt(RCPT)
+                assert (await client.data(mail("after"))).message == "2.0.0 Ok: queued as 2"
+            monkeypatch.undo()
+            assert [row[0] for row in await committed_rows(tmp_path)] == [1, 2]
+            assert not list(spool.directory.rglob(".tmp-*"))
 
     run(main)

@@ -11,7 +11,7 @@ import pytest
 from gateway.errors import ConfigError
 from gateway.inbound.smtp import InboundSmtp
 from gateway.settings import SmtpSettings
-from gateway.smtpserver import ItemRef, parse_listen, server_tls_context
+from gateway.smtpserver import ItemRef, MailSink, parse_listen, server_tls_context
 from tests.inbound.client import CLIENT_NAME, mail, run, send
 from tests.inbound.twins import MemorySpool, MemoryStore
 from tests.mailtls import make_loopback_tls
@@ -30,7 +30,10 @@ class GatedIntake:
         self.gate = asyncio.Event()
         self.done: list[int] = []
 
-    async def accept(self, raw: bytes, **kwargs: object) -> ItemRef:
+    def open_mail(self) -> MailSink:
+        return self.inner.open_mail()
+
+    async def accept(self, raw: bytes | MailSink, **kwargs: object) -> ItemRef:
         self.entered.set()
         await self.gate.wait()
         item = await self.inner.accept(raw, **kwargs)  # type: ignore[arg-type]

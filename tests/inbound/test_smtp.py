@@ -17,7 +17,7 @@ from gateway.errors import TransientError
 from gateway.inbound.intake import Intake
 from gateway.inbound.smtp import InboundSmtp, refusal_reply
 from gateway.settings import SmtpSettings
-from gateway.smtpserver import ItemRef
+from gateway.smtpserver import ItemRef, MailSink
 from gateway.store import Spool
 from tests.inbound.client import CLIENT_NAME, RCPT, mail, run, send, serving
 from tests.inbound.twins import MemorySpool, MemoryStore, disk_full
@@ -47,7 +47,7 @@ def test_data_is_durable_before_250_and_wakes_the_scheduler() -> None:
             assert row.mail_from == "a@axis.test"
             assert row.message_id_header == "<one@axis.test>"
             assert woken.is_set()
-            assert spool.calls == ["put"]
+            assert spool.calls == ["commit"]  # streamed into the spool's writer, committed before the row
             assert store.calls == ["record_intake"]
 
     run(main)
@@ -107,6 +107,7 @@ def test_too_big_is_552_and_nothing_is_spooled() -> None:
                     await client.data(big)
                 assert (late.value.code, late.value.message) == (552, "5.3.4 message too big")
             assert spool.files == {}
+            assert spool.calls == ["abort"]  # the late one was streamed, then dropped
             assert store.rows == {}
 
     run(main)
@@ -232,7 +233,10 @@ def test_the_pipelines_verdict_waiter_fits() -> None:
         def __init__(self) -> None:
             self.inner = Intake(MemoryStore(), MemorySpool())
 
-        async def accept(self, raw: bytes, **kwargs: Any) -> ItemRef:
+        def open_mail(self) -> MailSink:
+            return self.inner.open_mail()
+
+        async def accept(self, raw: bytes | MailSink, **kwargs: Any) -> ItemRef:
             item = await self.inner.accept(raw, **kwargs)
             waiter.resolve(item.id, InlineVerdict(Verdict.REFUSED, "cert-revoked", "The certificate is revoked."))
             return item
@@ -273,7 +277,10 @@ def test_inline_accept_timeout_and_broken_waiter_answer_250() -> None:
 
 def test_unexpected_exception_is_451_without_its_text(caplog: pytest.LogCaptureFixture) -> None:
     class BrokenIntake:
-        async def accept(self, raw: bytes, **kwargs: object) -> ItemRef:
+        def open_mail(self) -> MailSink:
+            return MemorySpool().writer()
+
+        async def accept(self, raw: bytes | MailSink, **kwargs: object) -> ItemRef:
             raise RuntimeError("secret internals at /srv/gateway")
 
     async def main() -> None:

@@ -14,9 +14,11 @@ from datetime import UTC, datetime
 from typing import Any
 
 from gateway.errors import TransientError
+from gateway.store import Spooled
 from gateway.store.records import AlreadyRecorded, Intake, MessageView, StorageFull
+from gateway.store.spool import HEAD_BYTES
 
-__all__ = ["MemorySpool", "MemoryStore", "disk_full"]
+__all__ = ["MemorySpool", "MemoryStore", "MemoryWriter", "disk_full"]
 
 
 @dataclass
@@ -34,6 +36,38 @@ class MemorySpool:
         sha = await asyncio.to_thread(lambda: hashlib.sha256(data).hexdigest())
         self.files.setdefault(sha, bytes(data))
         return sha
+
+    def writer(self) -> MemoryWriter:
+        return MemoryWriter(self)
+
+
+@dataclass
+class MemoryWriter:
+    """``gateway.store.SpoolWriter`` in memory: ``fail`` of its spool fails the commit."""
+
+    spool: MemorySpool
+    parts: list[bytes] = field(default_factory=list)
+    state: str = "open"
+
+    async def write(self, data: bytes) -> None:
+        assert self.state == "open"
+        self.parts.append(data)
+
+    async def commit(self) -> Spooled:
+        assert self.state == "open"
+        self.state = "closed"
+        data = b"".join(self.parts)
+        self.spool.calls.append("commit")
+        if self.spool.fail is not None:
+            raise self.spool.fail
+        sha = hashlib.sha256(data).hexdigest()
+        self.spool.files.setdefault(sha, data)
+        return Spooled(sha256=sha, size=len(data), head=data[:HEAD_BYTES])
+
+    async def abort(self) -> None:
+        if self.state == "open":
+            self.state = "aborted"
+            self.spool.calls.append("abort")
 
 
 @dataclass

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from gateway.clock import SystemClock
-from gateway.store import AlreadyRecorded, Store
+from gateway.store import AlreadyRecorded, Store, session
 from gateway.store.session import Transactions
 from tests.store.claimer import claim_all
 from tests.store.helpers import db_url, intake, open_store, raw_sql
@@ -119,7 +119,60 @@ def test_group_commit_isolates_a_failing_request(tmp_path: Path, monkeypatch: py
             check = await store.verify_chain()
             assert check.ok
             assert check.count == 1 + 8 + 1
-            # One lone write, then the twelve together: retried without each failing one in turn.
-            assert attempts[:5] == [1, 12, 11, 10, 9]
+            # One lone write; the ten intakes together (urgent: a batch of their own), retried
+            # without each failing one in turn; then the two other writes, without the failing one.
+            assert attempts[:6] == [1, 10, 9, 8, 2, 1]
 
     asyncio.run(scenario())
+
+
+def test_intakes_are_committed_ahead_of_other_writes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # A client waits for each intake's 250 (issue 7, P3): queued behind the pipeline's own
+    # writes, an intake still goes in the next transaction, and not in theirs.
+    batches: list[int] = []
+    real = Transactions._attempt
+
+    async def counted(self: Transactions, pending: list[Any], **options: Any) -> Any:
+        batches.append(len(pending))
+        return await real(self, pending, **options)
+
+    monkeypatch.setattr(Transactions, "_attempt", counted)
+
+    async def scenario() -> None:
+        async with open_store(tmp_path) as store:
+            old = [await store.record_intake(intake(f"old {n}")) for n in range(2)]
+            jobs = [store.hold(item.id, "admin look") for item in old]
+            jobs += [store.record_intake(intake(n)) for n in range(3)]
+            results = await asyncio.gather(*jobs)
+            held = [(await store.history(item.id))[-1].seq for item in old]
+            received = [(await store.history(item.id))[-1].seq for item in results[2:]]
+            assert max(received) < min(held)
+
+    asyncio.run(scenario())
+    assert batches == [1, 1, 3, 2]
+
+
+def test_other_writes_are_not_starved_by_intakes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Once the oldest other write has waited URGENT_LEAD, it goes before the intakes.
+    batches: list[int] = []
+    real = Transactions._attempt
+
+    async def counted(self: Transactions, pending: list[Any], **options: Any) -> Any:
+        batches.append(len(pending))
+        return await real(self, pending, **options)
+
+    monkeypatch.setattr(Transactions, "_attempt", counted)
+    monkeypatch.setattr(session, "URGENT_LEAD", -1.0)  # every other write has waited "too long"
+
+    async def scenario() -> None:
+        async with open_store(tmp_path) as store:
+            old = [await store.record_intake(intake(f"old {n}")) for n in range(2)]
+            jobs = [store.hold(item.id, "admin look") for item in old]
+            jobs += [store.record_intake(intake(n)) for n in range(3)]
+            results = await asyncio.gather(*jobs)
+            held = [(await store.history(item.id))[-1].seq for item in old]
+            received = [(await store.history(item.id))[-1].seq for item in results[2:]]
+            assert max(held) < min(received)
+
+    asyncio.run(scenario())
+    assert batches == [1, 1, 2, 3]
