@@ -11,6 +11,7 @@ Maildir (Maildir(5)): a message is written under ``tmp/``, synced, then moved to
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 from pathlib import Path
 
 __all__ = ["ensure_maildir", "fsync_directory", "publish_in_maildir", "write_fully"]
@@ -37,10 +38,14 @@ def write_fully(fd: int, data: bytes) -> None:
     Raises:
         OSError: the disk refused (full, read-only, I/O error).
     """
+    _write_all(fd, data)
+    os.fsync(fd)
+
+
+def _write_all(fd: int, data: bytes) -> None:
     view = memoryview(data)
     while view:
         view = view[os.write(fd, view) :]
-    os.fsync(fd)
 
 
 def ensure_maildir(root: Path) -> None:
@@ -57,13 +62,13 @@ def ensure_maildir(root: Path) -> None:
     fsync_directory(root.parent)
 
 
-def publish_in_maildir(root: Path, name: str, mail: bytes, *, once: bool) -> bool:
+def publish_in_maildir(root: Path, name: str, mail: bytes | Iterable[bytes], *, once: bool) -> bool:
     """Write ``mail`` as ``root/new/<name>`` the Maildir way (the Maildir must exist).
 
     Args:
         root: the Maildir.
         name: the file name (a plain name, chosen by the caller).
-        mail: the bytes.
+        mail: the bytes, or pieces of them in order (a big mail copied without holding it whole).
         once: True: never replace an existing ``new/<name>`` (the name is an idempotency key;
             the link is atomic and fails when the name exists). False: the name is unique
             already (Maildir(5) style) and is renamed into place.
@@ -77,7 +82,12 @@ def publish_in_maildir(root: Path, name: str, mail: bytes, *, once: bool) -> boo
     temporary = root / "tmp" / name
     fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
     try:
-        write_fully(fd, mail)
+        if isinstance(mail, bytes):
+            write_fully(fd, mail)
+        else:
+            for piece in mail:
+                _write_all(fd, piece)
+            os.fsync(fd)
     finally:
         os.close(fd)
     published = True

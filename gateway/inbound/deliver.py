@@ -40,7 +40,7 @@ import aiosmtplib
 from gateway.errors import ConfigError, PermanentError, TransientError
 from gateway.files import ensure_maildir, publish_in_maildir
 from gateway.pipeline.mails import prepend_headers
-from gateway.pipeline.ports import Deliverer
+from gateway.pipeline.ports import Deliverer, SpooledMail
 from gateway.settings import DmsSettings
 
 __all__ = ["MaildirDeliverer", "SmtpDeliverer", "deliverer_from", "smtp_error"]
@@ -77,14 +77,14 @@ def _already_there(root: Path, key: str) -> bool:
         return any(e.name == key or e.name.startswith((key + ":", key + "!")) for e in entries)
 
 
-def _deliver_to_maildir(root: Path, key: str, mail: bytes) -> None:
+def _deliver_to_maildir(root: Path, key: str, mail: bytes | SpooledMail) -> None:
     ensure_maildir(root)
     if _already_there(root, key):
         # A crash between the link into new/ and the removal of tmp/<key> left a second name
         # for the delivered file: remove it, or it stays in tmp/ for ever.
         (root / "tmp" / key).unlink(missing_ok=True)
         return
-    publish_in_maildir(root, key, mail, once=True)
+    publish_in_maildir(root, key, mail if isinstance(mail, bytes) else mail.pieces(), once=True)
 
 
 class MaildirDeliverer:
@@ -96,11 +96,11 @@ class MaildirDeliverer:
         """
         self.path = path
 
-    async def deliver(self, mail: bytes, *, key: str) -> None:
+    async def deliver(self, mail: bytes | SpooledMail, *, key: str) -> None:
         """Write ``mail`` as ``new/<key>`` unless that key was delivered before.
 
         Args:
-            mail: the mail, as it goes to the DMS.
+            mail: the mail, as it goes to the DMS (a spooled one is copied file to file).
             key: the idempotency key (``delivery_key``): a safe file name.
 
         Raises:
@@ -224,17 +224,20 @@ class SmtpDeliverer:
         self.lmtp, self.timeout, self.local_hostname = lmtp, timeout, local_hostname
         self.where = f"{'lmtp' if lmtp else 'smtp'}://{host}:{port}"
 
-    async def deliver(self, mail: bytes, *, key: str) -> None:
+    async def deliver(self, mail: bytes | SpooledMail, *, key: str) -> None:
         """Send ``mail`` with ``X-Gateway-Id: <key>`` prepended to every configured recipient.
 
         Args:
-            mail: the mail, as it goes to the DMS.
+            mail: the mail, as it goes to the DMS (a spooled one is read whole: SMTP clients
+                send bytes).
             key: the idempotency key, sent as ``X-Gateway-Id``.
 
         Raises:
             TransientError: a 4xx reply (for any recipient), a network error or a timeout.
             PermanentError: 5xx replies (for every recipient that failed).
         """
+        if isinstance(mail, SpooledMail):
+            mail = await asyncio.to_thread(mail.read)
         carried = mail if _carries_id(mail, key) else prepend_headers(mail, {"X-Gateway-Id": key})
         try:
             await (self._lmtp(carried) if self.lmtp else self._smtp(carried))

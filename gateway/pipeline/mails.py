@@ -21,7 +21,7 @@ from gateway.clock import to_vn
 from gateway.edxml.findings import Finding
 from gateway.pipeline.codes import MAIL_NO_PACKAGE, MAIL_SEVERAL_PACKAGES
 
-__all__ = ["FoundPackage", "compose", "find_package", "prepend_headers"]
+__all__ = ["FoundPackage", "compose", "find_package", "header_lines", "prepend_headers"]
 
 # An edXML root near the start: the XML declaration, comments or white space may precede it.
 _EDXML_ROOT = re.compile(rb"^\s*(?:<\?xml[^>]*\?>)?\s*(?:<!--.*?-->\s*)*<(?:[A-Za-z_][\w.-]*:)?edXML[\s>/]", re.S)
@@ -225,8 +225,8 @@ def compose(
     return message.as_bytes()
 
 
-def prepend_headers(mail: bytes, headers: Mapping[str, str]) -> bytes:
-    """Add headers in front of a mail without touching a byte of the original.
+def header_lines(headers: Mapping[str, str]) -> bytes:
+    """Header lines to put in front of a mail (``prepend_headers``, or a spooled mail's head).
 
     Raises:
         ValueError: a header name or value that is not plain printable ASCII on one line.
@@ -236,4 +236,13 @@ def prepend_headers(mail: bytes, headers: Mapping[str, str]) -> bytes:
         if not re.fullmatch(r"[A-Za-z0-9-]+", name) or not _HEADER_VALUE.match(value):
             raise ValueError(f"header {name!r} must be one line of printable ASCII")
         lines.append(f"{name}: {value}\r\n".encode("ascii"))
-    return b"".join(lines) + mail
+    return b"".join(lines)
+
+
+def prepend_headers(mail: bytes, headers: Mapping[str, str]) -> bytes:
+    """Add headers in front of a mail without touching a byte of the original.
+
+    Raises:
+        ValueError: a header name or value that is not plain printable ASCII on one line.
+    """
+    return header_lines(headers) + mail

@@ -7,16 +7,42 @@ unit tests use in-memory twins, integration tests real sockets. Errors carry the
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Protocol
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import BinaryIO, Protocol
 
-__all__ = ["Deliverer", "Sender"]
+__all__ = ["Deliverer", "Sender", "SpooledMail"]
+
+_PIECE = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class SpooledMail:
+    """A mail to hand over as it lies in the spool: ``head`` (headers we add) then the file.
+
+    A deliverer copies it piece by piece (``pieces``), so a 90 MB mail is never in memory whole
+    (issue 7, P4); one that needs the bytes at once calls ``read``. Both read the file from
+    where it is (``Spool.open`` hands it over checked and at its start), in a worker thread.
+    """
+
+    head: bytes
+    file: BinaryIO
+
+    def pieces(self) -> Iterator[bytes]:
+        """``head``, then the file in pieces of 1 MiB."""
+        yield self.head
+        while piece := self.file.read(_PIECE):
+            yield piece
+
+    def read(self) -> bytes:
+        """The whole mail in memory (``head`` and the file)."""
+        return b"".join(self.pieces())
 
 
 class Deliverer(Protocol):
     """Hands accepted mail to the DMS."""
 
-    async def deliver(self, mail: bytes, *, key: str) -> None:
+    async def deliver(self, mail: bytes | SpooledMail, *, key: str) -> None:
         """Deliver ``mail``; ``key`` identifies it, so that a replay after a crash is harmless.
 
         Raises:

@@ -58,8 +58,9 @@ from gateway.clock import iso_vn
 from gateway.edxml.model import DocumentPackage, StatusPackage
 from gateway.errors import PermanentError, TransientError
 from gateway.pipeline.context import PipelineContext, backoff, delivery_key
-from gateway.pipeline.mails import FoundPackage, find_package, prepend_headers
+from gateway.pipeline.mails import FoundPackage, find_package, header_lines
 from gateway.pipeline.notices import Reason, prepare_notice, reasons_of, status_01, status_02, text_01, text_02
+from gateway.pipeline.ports import SpooledMail
 from gateway.pipeline.waiter import InlineVerdict
 from gateway.verify.envelope import read_package
 from gateway.verify.package import verify_and_read
@@ -110,26 +111,30 @@ async def _process(item: MessageView, ctx: PipelineContext) -> None:
         notices = await _refusal_notices(item, ctx, mail, None, reasons_of(report))
         await _record(item, ctx, report, to_state="refused", children=notices)
         return
-    # Verification holds the package several times over (XML trees, canonical forms, PDFs); the
-    # mail around it is not needed meanwhile, so it is read from the spool again afterwards.
-    del mail
+    # Only one copy of the package at a time (issue 7, P4): the mail is not needed while
+    # verifying (read from the spool again after), and the package bytes are handed over (the
+    # verifier lets them go once parsed: ``read_package``), so nothing here keeps them alive.
+    handed = [found.package]
+    del mail, found
     with ctx.metrics.verification_seconds.time():
-        outcome = await verify_and_read(found.package, ctx.verifier)
-    del found  # the package as read is all that is acted on from here
+        outcome = await verify_and_read(handed.pop, ctx.verifier)
     verified, package = outcome.report, outcome.package
+    del outcome
     report = verified.to_json()
     if verified.verdict is Verdict.DEFERRED:
         codes = ", ".join(sorted({r.code for r in reasons_of(verified)}))
         await _record(item, ctx, report, **_deferral(item, ctx, f"verdict deferred: {codes}"))
         return
-    mail = await ctx.spool.get(item.sha256)
     if verified.verdict is Verdict.REFUSED:
+        mail = await ctx.spool.get(item.sha256)
         notices = await _refusal_notices(item, ctx, mail, package, reasons_of(verified))
         await _record(item, ctx, report, to_state="refused", children=notices)
         return
     arrivals = await arrival_notices(item, ctx, package) if isinstance(package, DocumentPackage) else []
     await _record(item, ctx, report, children=arrivals)  # stays active until the DMS has it
-    await _after_acceptance(item, ctx, mail, package, report)
+    status = package if isinstance(package, StatusPackage) else None
+    del package  # a document's decoded attachments are not needed for delivery
+    await _after_acceptance(item, ctx, status, report)
 
 
 def mail_report(found: FoundPackage, sha256: str, size: int, ctx: PipelineContext) -> dict[str, Any]:
@@ -245,16 +250,18 @@ async def _resume(
         await ctx.store.transition(item.id, "refused", reason="refused (recorded before)")
         return
     found = find_package(mail)
+    del mail
     package = None if found.package is None else await read_carried(ctx, found.package)
-    await _after_acceptance(item, ctx, mail, package, report)
+    del found
+    await _after_acceptance(item, ctx, package if isinstance(package, StatusPackage) else None, report)
 
 
 async def _after_acceptance(
-    item: MessageView, ctx: PipelineContext, mail: bytes, package: Package | None, report: Mapping[str, Any]
+    item: MessageView, ctx: PipelineContext, status: StatusPackage | None, report: Mapping[str, Any]
 ) -> None:
-    if isinstance(package, StatusPackage):
-        await _status_event(item, ctx, package)
-    if await _deliver(item, ctx, mail, report):
+    if status is not None:
+        await _status_event(item, ctx, status)
+    if await _deliver(item, ctx, report):
         await ctx.store.transition(item.id, "delivered", reason="delivered to the DMS", event="delivered")
 
 
@@ -340,12 +347,14 @@ async def _status_event(item: MessageView, ctx: PipelineContext, package: Status
     )
 
 
-async def _deliver(item: MessageView, ctx: PipelineContext, mail: bytes, report: Mapping[str, Any]) -> bool:
+async def _deliver(item: MessageView, ctx: PipelineContext, report: Mapping[str, Any]) -> bool:
+    """Hand the spooled mail to the DMS with our headers in front (copied from the spool file)."""
     key = delivery_key(item.id, item.sha256)
     policy = str((report.get("policy") or {}).get("sha256", ""))[:16]
     headers = {"X-Gateway-Verdict": "accepted", "X-Gateway-Report": f"{item.id}; policy={policy}", "X-Gateway-Id": key}
     try:
-        await ctx.deliverer.deliver(prepend_headers(mail, headers), key=key)
+        with await ctx.spool.open(item.sha256) as file:
+            await ctx.deliverer.deliver(SpooledMail(header_lines(headers), file), key=key)
     except TransientError as exc:
         await _defer(item, ctx, f"DMS unreachable: {exc}")
         return False

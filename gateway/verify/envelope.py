@@ -10,7 +10,9 @@ state next to the findings.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import hashlib
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from datetime import date
 
 from gateway.edxml.parse import DEFAULT_MAX_ATTACHMENT_BYTES, ParseResult, parse, parse_tree
@@ -26,11 +28,16 @@ class ReadPackage:
 
     parsed: ParseResult
     envelope: EnvelopeSignature | None
-    """``None`` when the bytes are not XML we would read (the findings say why)."""
+    """``None`` when the bytes are not XML we would read (the findings say why). Its
+    ``signed_root`` is let go once the package is read (``None``)."""
+    sha256: str
+    """The SHA-256 of the package bytes (hex)."""
+    size: int
+    """Their length."""
 
 
 def read_package(
-    raw: bytes,
+    raw: bytes | Callable[[], bytes],
     *,
     limits: XMLLimits = DEFAULT_LIMITS,
     max_attachment_bytes: int = DEFAULT_MAX_ATTACHMENT_BYTES,
@@ -39,19 +46,27 @@ def read_package(
     """Parse ``raw`` and check its envelope signature.
 
     Args:
-        raw: the package bytes exactly as received.
+        raw: the package bytes exactly as received, or a function called once to get them:
+            then they are let go as soon as they are parsed and hashed, while the tree is read
+            (a caller holding no other reference spares a package's size; issue 7, P4).
         limits: XML size, depth and element-count limits.
         max_attachment_bytes: largest decoded attachment accepted.
         today: the receiving day in Vietnam, for date checks (``None`` skips them).
 
     Returns:
-        The parse result (model and findings) and the envelope signature's outcome.
+        The parse result (model and findings), the envelope signature's outcome, the bytes'
+        SHA-256 and size.
     """
+    data = raw() if callable(raw) else raw
+    sha256, size = hashlib.sha256(data).hexdigest(), len(data)
     try:
-        root = parse_untrusted(raw, limits)
+        root = parse_untrusted(data, limits)
     except XMLRejected:
         # Let the parser turn the refusal into its finding (it fails as fast again).
-        return ReadPackage(parse(raw, limits=limits, max_attachment_bytes=max_attachment_bytes, today=today), None)
+        parsed = parse(data, limits=limits, max_attachment_bytes=max_attachment_bytes, today=today)
+        return ReadPackage(parsed, None, sha256, size)
+    del data
     envelope = verify_envelope(root)
     tree = envelope.signed_root if envelope.valid and envelope.signed_root is not None else root
-    return ReadPackage(parse_tree(tree, max_attachment_bytes=max_attachment_bytes, today=today), envelope)
+    parsed = parse_tree(tree, max_attachment_bytes=max_attachment_bytes, today=today)
+    return ReadPackage(parsed, replace(envelope, signed_root=None), sha256, size)

@@ -20,8 +20,7 @@ verdict.
 from __future__ import annotations
 
 import asyncio
-import hashlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
@@ -190,11 +189,13 @@ class Verified:
     from the received tree; ``None`` when the bytes are no package we can read."""
 
 
-async def verify_package(raw: bytes, verifier: Verifier, *, at: datetime | None = None) -> VerificationReport:
+async def verify_package(
+    raw: bytes | Callable[[], bytes], verifier: Verifier, *, at: datetime | None = None
+) -> VerificationReport:
     """Verify one received package.
 
     Args:
-        raw: the package exactly as received.
+        raw: the package exactly as received, or a function giving it once (``read_package``).
         verifier: the process's examiner, policy, identity and directory.
         at: judge as of this time instead of now (rule replay, ``gateway verify --at``).
 
@@ -208,14 +209,17 @@ async def verify_package(raw: bytes, verifier: Verifier, *, at: datetime | None 
     return (await verify_and_read(raw, verifier, at=at)).report
 
 
-async def verify_and_read(raw: bytes, verifier: Verifier, *, at: datetime | None = None) -> Verified:
+async def verify_and_read(
+    raw: bytes | Callable[[], bytes], verifier: Verifier, *, at: datetime | None = None
+) -> Verified:
     """``verify_package``, also handing back the package as read for it.
 
     The pipeline acts on the package after the verdict (status notices, trails); reading it
     here once spares a second parse and envelope check of a package that may be tens of MB.
 
     Args:
-        raw: the package exactly as received.
+        raw: the package exactly as received, or a function giving it once: the pipeline hands
+            its only reference over, so the bytes go once parsed (``read_package``).
         verifier: the process's examiner, policy, identity and directory.
         at: judge as of this time instead of now.
 
@@ -284,8 +288,8 @@ async def verify_and_read(raw: bytes, verifier: Verifier, *, at: datetime | None
         signatures=_signature_summaries(pdfs, policy),
         policy=PolicyRef.of(policy),
         verified_at=moment,
-        sha256=hashlib.sha256(raw).hexdigest(),
-        size=len(raw),
+        sha256=read.sha256,
+        size=read.size,
         envelope=None
         if envelope is None
         else EnvelopeSummary(

@@ -16,8 +16,11 @@ What "valid" requires, beyond the cryptography, to stop signature-wrapping attac
 5. the document holds no comment or processing instruction outside the signature: with
    ``URI=""`` XMLDSig strips comments before digesting, so such nodes are not protected and
    could have been added after signing. We refuse to call such a document signed;
-6. business fields are read back from signxml's *signed* tree (``signed_root``), never from
-   the received tree.
+6. business fields are read only from what the signature covers (``signed_root``): with 1-5
+   and the digest taken over the received tree itself (``enveloped_digest``: its canonical
+   form minus the Signature, streamed into the hash), every node of that tree but the
+   Signature is covered, so it is the signed tree; no reconstructed copy is needed (a package
+   can be tens of MB; issue 7, P4). A Signature holding a processing instruction is invalid.
 
 ``placeholder`` is the SDK's habit of copying a fixed dummy ``SignatureValue`` and a truncated
 or stale certificate into every package (spec §4.1): it signs nothing and is reported as such,
@@ -33,14 +36,19 @@ from enum import StrEnum
 from typing import Any
 
 from cryptography import x509
-from cryptography.hazmat.primitives.serialization import Encoding
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from lxml import etree
-from signxml.algorithms import DigestAlgorithm, SignatureMethod
+from signxml.algorithms import (
+    CanonicalizationMethod,
+    DigestAlgorithm,
+    SignatureMethod,
+)
 from signxml.exceptions import InvalidCertificate, InvalidDigest, InvalidInput, InvalidSignature
 from signxml.verifier import SignatureConfiguration, VerifyResult, XMLVerifier
 
 from gateway.edxml.names import DSIG_NS, SDK_PLACEHOLDER_SIGNATURE_VALUES, local_name, namespace_of
 from gateway.edxml.xmlsafe import make_parser
+from gateway.verify.digest import enveloped_digest
 
 __all__ = ["EnvelopeSignature", "SignatureState", "verify_envelope"]
 
@@ -80,7 +88,8 @@ class EnvelopeSignature:
     signature_method: str | None = None
     digest_method: str | None = None
     signed_root: etree._Element | None = field(default=None, compare=False, repr=False)
-    """The signed document as signxml reconstructed it; read business fields from here."""
+    """The tree the signature covers (``valid`` only): the received tree, whose every node but
+    the Signature the digest covered (point 6 above); read business fields from here."""
 
     @property
     def valid(self) -> bool:
@@ -191,18 +200,54 @@ def _algorithm(parent: etree._Element | None, *path: str) -> str | None:
 
 
 class _Verifier(XMLVerifier):
-    """signxml's verifier without its first copy of the whole document.
+    """signxml's verifier without its copies of the whole document.
 
-    ``XMLVerifier.verify`` copies the root it is given (serialise, parse) and then only reads
-    that copy: it copies it once more for each reference before transforming anything. For a
-    root element from our hardened parser the first copy is the same tree again; skipping it
-    spares a package's size twice over (the text and the tree) at the peak (issue 7, P4).
+    ``XMLVerifier.verify`` copies the root it is given (serialise, parse); for a root element
+    from our hardened parser that copy is the same tree again, so it is skipped. Its check of
+    the reference copies the document twice more and keeps the canonical form and a tree
+    parsed from it (``VerifyResult.signed_xml``): together about five times a package's size
+    (issue 7, P4). The only reference we accept (``URI=""``, enveloped-signature, at most one
+    C14N 1.0 transform: ``_structure_problem``) is instead digested by streaming the received
+    tree's canonical form into the hash (``enveloped_digest``). signxml still parses and
+    checks SignedInfo, the key and the SignatureValue, and hands us the Reference as signed.
     """
 
     def get_root(self, data: Any) -> Any:
         if isinstance(data, etree._Element) and data.getparent() is None:
             return data
         return super().get_root(data)  # type: ignore[no-untyped-call]
+
+    def _verify_reference(  # noqa: PLR0917  (signxml calls it positionally)
+        self,
+        reference: etree._Element,
+        index: int,
+        root: etree._Element,
+        uri_resolver: Any,
+        c14n_algorithm: Any,
+        signature: etree._Element,
+        signature_key_used: Any,
+    ) -> VerifyResult:
+        del uri_resolver, c14n_algorithm  # URI="" only; the transform names the canonicalisation
+        if reference.get("URI") != "":
+            raise InvalidInput('the Reference must cover the whole document (URI="")')
+        digest_alg = DigestAlgorithm(self._find(reference, "DigestMethod").get("Algorithm"))  # type: ignore[no-untyped-call]
+        self.check_digest_alg_expected(digest_alg)  # type: ignore[no-untyped-call]
+        transforms_node = self._find(reference, "Transforms", require=False)  # type: ignore[no-untyped-call]
+        transforms = [] if transforms_node is None else self._findall(transforms_node, "Transform")  # type: ignore[no-untyped-call]
+        algorithms = [t.get("Algorithm") for t in transforms]
+        if not algorithms or algorithms[0] != ENVELOPED or len(algorithms) > 2:
+            raise InvalidInput(f"unexpected transforms {algorithms}; expected enveloped-signature then one C14N")
+        method = CanonicalizationMethod(algorithms[1]) if len(algorithms) == 2 else None
+        exclusive = method is not None and method.value.startswith("http://www.w3.org/2001/10/xml-exc-c14n#")
+        prefixes = self._get_inclusive_ns_prefixes(transforms[1]) if exclusive else None  # type: ignore[no-untyped-call]
+        received = next(e for e in root.iter() if isinstance(e.tag, str) and local_name(e.tag) == "Signature")
+        digest = enveloped_digest(root, received, digest_alg, exclusive=exclusive, inclusive_prefixes=prefixes)
+        if base64.b64decode(self._find(reference, "DigestValue").text or "") != digest:  # type: ignore[no-untyped-call]
+            raise InvalidDigest(f"Digest mismatch for reference {index} ({reference.get('URI')})")
+        key = signature_key_used
+        pem = key if isinstance(key, bytes) else key.public_bytes(Encoding.PEM, PublicFormat.SubjectPublicKeyInfo)
+        # The signed data is the received tree minus its Signature: no copy of it is made.
+        return VerifyResult(b"", root, signature, signature_key=pem)
 
 
 def _verify_with(root: etree._Element, certs: list[x509.Certificate]) -> tuple[x509.Certificate, VerifyResult] | str:
@@ -275,9 +320,9 @@ def verify_envelope(root: etree._Element) -> EnvelopeSignature:
     if isinstance(verified, str):
         return outcome(SignatureState.INVALID, verified)
     signer, result = verified
-    signed_root = result.signed_xml if isinstance(result.signed_xml, etree._Element) else None
+    del result  # the digest covered the received tree: it is the signed tree (point 6)
     return replace(
         outcome(SignatureState.VALID, f"signed by {signer.subject.rfc4514_string()}"),
         signer=signer,
-        signed_root=signed_root,
+        signed_root=root,
     )

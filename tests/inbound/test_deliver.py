@@ -18,6 +18,7 @@ import pytest
 
 from gateway.errors import ConfigError, PermanentError, TransientError
 from gateway.inbound.deliver import MaildirDeliverer, SmtpDeliverer, deliverer_from
+from gateway.pipeline.ports import SpooledMail
 from gateway.settings import DmsSettings
 from tests.smtpsink import SilentServer, SmtpSink, free_port
 
@@ -54,6 +55,39 @@ def test_maildir_delivers_the_bytes_once_under_the_key(tmp_path: Path) -> None:
     assert (root / "new" / KEY).read_bytes() == MAIL  # the first one; the replay changed nothing
     assert list((root / "tmp").iterdir()) == []
     assert (root / "new" / KEY).stat().st_mode & 0o777 == 0o600
+
+
+def test_maildir_copies_a_spooled_mail_file_to_file_with_the_head_in_front(tmp_path: Path) -> None:
+    """Issue 7, P4: a spooled mail is copied in pieces (several MiB: more than one piece)."""
+    big = MAIL + os.urandom(3 * 1024 * 1024 + 17)
+    spooled = tmp_path / "spooled.eml"
+    spooled.write_bytes(big)
+    deliverer = MaildirDeliverer(tmp_path / "dms")
+
+    async def deliver() -> None:
+        with spooled.open("rb") as file:
+            await deliverer.deliver(SpooledMail(b"X-Gateway-Id: " + KEY.encode() + b"\r\n", file), key=KEY)
+
+    run(deliver)
+    assert (tmp_path / "dms" / "new" / KEY).read_bytes() == b"X-Gateway-Id: " + KEY.encode() + b"\r\n" + big
+
+
+@pytest.mark.parametrize("lmtp", [False, True], ids=["smtp", "lmtp"])
+def test_a_spooled_mail_goes_over_smtp_with_its_head(tmp_path: Path, lmtp: bool) -> None:
+    spooled = tmp_path / "spooled.eml"
+    spooled.write_bytes(MAIL)
+
+    async def go() -> SmtpSink:
+        async with SmtpSink(lmtp=lmtp) as sink:
+            with spooled.open("rb") as file:
+                head = f"X-Gateway-Verdict: accepted\r\nX-Gateway-Id: {KEY}\r\n".encode()
+                await smtp(sink, "a@dms.test", lmtp=lmtp).deliver(SpooledMail(head, file), key=KEY)
+            return sink
+
+    sink = run(go)
+    assert [m.data for m in sink.messages] == [
+        f"X-Gateway-Verdict: accepted\r\nX-Gateway-Id: {KEY}\r\n".encode() + MAIL
+    ]
 
 
 def test_a_message_the_dms_has_read_is_not_delivered_again(tmp_path: Path) -> None:

@@ -9,6 +9,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from gateway.pipeline.ports import SpooledMail
+
 __all__ = ["DeliveredMail", "SentMail", "TwinDeliverer", "TwinSender"]
 
 
@@ -38,9 +40,11 @@ class TwinDeliverer:
     """Raised by the next calls, first one first (e.g. ``[TransientError("down")]``)."""
     calls: int = 0
 
-    async def deliver(self, mail: bytes, *, key: str) -> None:
+    async def deliver(self, mail: bytes | SpooledMail, *, key: str) -> None:
         """Record ``mail`` unless a mail with the same key is already there."""
         self.calls += 1
+        if isinstance(mail, SpooledMail):
+            mail = mail.read()
         if self.failures:
             raise self.failures.pop(0)
         if any(d.key == key for d in self.delivered):

@@ -11,18 +11,24 @@ from __future__ import annotations
 
 import base64
 import copy
+import hashlib
 import subprocess
 from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives.serialization import Encoding
 from lxml import etree
-from signxml.algorithms import CanonicalizationMethod
+from signxml.algorithms import CanonicalizationMethod, DigestAlgorithm
+from signxml.exceptions import InvalidInput
 from signxml.signer import XMLSigner
+from signxml.util import _remove_sig
+from signxml.verifier import XMLVerifier
 
 from gateway.edxml.names import DSIG_NS, QCVN_NS
 from gateway.edxml.xmlsafe import parse_untrusted
 from gateway.sign.envelope import EnvelopeSigningError, sign_envelope
+from gateway.verify.digest import enveloped_digest
+from gateway.verify.envelope import read_package
 from gateway.verify.xmldsig import SignatureState, verify_envelope
 from tests.external import require
 from tests.samples import sdk_sample, unsigned_package
@@ -78,31 +84,82 @@ def test_signature_verifies_and_names_the_signer(signed: bytes, chain: Chain) ->
     assert result.digest_method == "http://www.w3.org/2001/04/xmlenc#sha256"
 
 
-def test_signed_tree_excludes_the_signature_and_keeps_the_business_fields(signed: bytes) -> None:
-    result = verify_envelope(parse_untrusted(signed))
-    assert result.signed_root is not None
-    assert not list(result.signed_root.iter(f"{DS}Signature"))
+def test_signed_tree_is_the_received_tree_the_digest_covered(signed: bytes) -> None:
+    """No reconstructed copy (issue 7, P4): the digest covered every node of the received tree
+    but the Signature, so business fields are read from it."""
+    root = parse_untrusted(signed)
+    result = verify_envelope(root)
+    assert result.signed_root is root
     subject = result.signed_root.find(f".//{Q}MessageHeader/{Q}Subject")
     assert subject is not None
     assert subject.text == "V/v kết nối, liên thông phần mềm quản lý văn bản"
 
 
-def test_verification_leaves_the_received_tree_untouched(signed: bytes) -> None:
-    root = parse_untrusted(signed)
-    before = etree.tostring(root)
-    verify_envelope(root)
-    assert etree.tostring(root) == before
+def signxml_digest(root: etree._Element, method: CanonicalizationMethod) -> bytes:
+    """The reference digest as signxml computes it: a copy, the signature removed, C14N, SHA-256."""
+    verifier = XMLVerifier()
+    copied = verifier._fromstring(etree.tostring(root))  # type: ignore[no-untyped-call]
+    signature = next(copied.iter(f"{DS}Signature"))
+    _remove_sig(signature)  # type: ignore[no-untyped-call]
+    canonical = verifier._c14n(copied, algorithm=method)
+    return hashlib.sha256(canonical).digest()
 
 
-def test_only_the_signature_was_inserted(signed: bytes) -> None:
-    """Signing never re-indents or edits the package: remove the signature, get the input back."""
+@pytest.mark.parametrize(
+    "method",
+    [
+        CanonicalizationMethod.EXCLUSIVE_XML_CANONICALIZATION_1_0,
+        CanonicalizationMethod.CANONICAL_XML_1_0,
+        CanonicalizationMethod.CANONICAL_XML_1_1,
+    ],
+)
+@pytest.mark.parametrize("prefix", ["ds", None])
+def test_streamed_digest_equals_signxmls_copy_and_canonicalise(
+    chain: Chain, method: CanonicalizationMethod, prefix: str | None
+) -> None:
+    """The streamed digest skips exactly the Signature's run of the canonical form: signed by
+    signxml (root-level Signature, either prefix, text after it, markup-like text elsewhere)."""
+    root = parse_untrusted(unsigned_package())
+    subject = root.find(f".//{Q}MessageHeader/{Q}Subject")
+    assert subject is not None
+    subject.text = 'a <ds:Signature> b </ds:Signature> & "c"'  # escaped in the canonical form
+    signer = XMLSigner(c14n_algorithm=method)
+    if prefix is None:
+        signer.namespaces = {None: DSIG_NS}  # type: ignore[dict-item]
+    pem = [c.public_bytes(Encoding.PEM).decode() for c in (chain.leaf_key.certificate, chain.intermediate)]
+    signed_root = parse_untrusted(reserialise(signer.sign(root, key=chain.leaf_key.private_key, cert=pem)))
+    signature = next(signed_root.iter(f"{DS}Signature"))
+    assert signature.prefix == prefix
+    signature.tail = "\n  "
+    exclusive = method is CanonicalizationMethod.EXCLUSIVE_XML_CANONICALIZATION_1_0
+    ours = enveloped_digest(signed_root, signature, DigestAlgorithm.SHA256, exclusive=exclusive)
+    assert ours == signxml_digest(signed_root, method)
+    digest_value = signature.find(f"{DS}SignedInfo/{DS}Reference/{DS}DigestValue")
+    assert digest_value is not None
+    signature.tail = None
+    assert base64.b64decode(digest_value.text or "") == enveloped_digest(
+        signed_root, signature, DigestAlgorithm.SHA256, exclusive=exclusive
+    )
+
+
+def test_processing_instruction_inside_the_signature_is_invalid(signed: bytes) -> None:
+    """A PI would be written into the canonical form and could fake the Signature's end tag."""
+    tampered = signed.replace(b"<ds:SignatureValue>", b"<?x </ds:Signature>?><ds:SignatureValue>", 1)
+    assert tampered != signed
+    result = verify_envelope(parse_untrusted(tampered))
+    assert result.state is SignatureState.INVALID
+    assert "processing instruction" in result.reason
+
+
+def test_digest_needs_the_whole_document_holding_the_signature(signed: bytes) -> None:
+    unsigned = parse_untrusted(unsigned_package())
+    stray = etree.fromstring(b'<ds:Signature xmlns:ds="http://www.w3.org/2000/09/xmldsig#"/>')
+    with pytest.raises(InvalidInput, match="not found"):
+        enveloped_digest(unsigned, stray, DigestAlgorithm.SHA256, exclusive=True)
     root = parse_untrusted(signed)
-    signature = header_of(root)[-1]
-    previous = signature.getprevious()
-    assert previous is not None
-    previous.tail = signature.tail
-    header_of(root).remove(signature)
-    assert reserialise(root) == unsigned_package()
+    signature = next(root.iter(f"{DS}Signature"))
+    with pytest.raises(InvalidInput, match="whole document"):
+        enveloped_digest(header_of(root), signature, DigestAlgorithm.SHA256, exclusive=True)
 
 
 def test_legacy_sha1_is_written_only_on_request_and_still_verifies(chain: Chain) -> None:
@@ -300,3 +357,17 @@ def test_package_with_an_attachment_over_libxml2s_default_limit_signs_and_verifi
     assert len(big) > 16 * 1024 * 1024
     signed = sign_envelope(big, chain.leaf_key)
     assert state_of(signed) is SignatureState.VALID
+
+
+def test_read_package_takes_the_bytes_once_from_a_function(signed: bytes) -> None:
+    """Issue 7, P4: the pipeline hands its only reference over; the result is the same."""
+    handed = [signed]
+    read = read_package(handed.pop)
+    assert handed == []
+    direct = read_package(signed)
+    assert (read.sha256, read.size) == (hashlib.sha256(signed).hexdigest(), len(signed))
+    assert (direct.sha256, direct.size) == (read.sha256, read.size)
+    assert read.envelope is not None
+    assert read.envelope.state is SignatureState.VALID
+    assert read.envelope.signed_root is None  # the tree is let go once read
+    assert read.parsed.package == direct.parsed.package
