@@ -50,10 +50,12 @@ constraints: $(VENV)/.python-ok
 # ---------------------------------------------------------------- the two commands
 # The embedded default configuration: config/gateway.toml plus the tables below: trust and sign
 # with the development PKI written to var/pki (its root's fingerprint differs on every machine),
-# SQLite and the spool under var/, the DMS and the axis as Maildirs under var/, and [dev] pki,
-# which makes `gateway serve` answer the PKI's OCSP, CRLs and TSA itself. TEST ONLY.
+# SQLite and the spool under var/, the DMS and the axis as Maildirs under var/, an (empty) HTTP
+# tokens file var/http-tokens for `gateway token add`, and [dev] pki, which makes `gateway serve`
+# answer the PKI's OCSP, CRLs and TSA itself. TEST ONLY.
 $(VAR)/gateway.toml: config/gateway.toml $(VAR)/pki/pki.toml
-	@{ cat config/gateway.toml; echo; \
+	@touch $(VAR)/http-tokens
+	@{ sed 's/^# tokens = "http-tokens"  /tokens = "http-tokens"    /' config/gateway.toml; echo; \
 	   echo '# ---- Added by make run: the embedded default (TEST ONLY) ----'; \
 	   echo '[trust]'; \
 	   echo 'anchors = ["pki/trust/anchors/root.pem"]'; \
@@ -86,8 +88,10 @@ run: deps $(VAR)/gateway.toml
 	@echo
 	@echo "    $(BIN)/gateway demo --config $(VAR)/gateway.toml"
 	@echo
-	@echo "then: $(BIN)/gateway log list --config $(VAR)/gateway.toml; ls $(VAR)/dms/new $(VAR)/axis/new;"
-	@echo "      curl -s http://127.0.0.1:8025/healthz. Ctrl-C stops the gateway."
+	@echo "then: $(BIN)/gateway log search --config $(VAR)/gateway.toml; ls $(VAR)/dms/new $(VAR)/axis/new;"
+	@echo "      curl -s http://127.0.0.1:8025/healthz. The archivist pages: make a token with"
+	@echo "      $(BIN)/gateway token add archivist --scope read --config $(VAR)/gateway.toml"
+	@echo "      then kill -HUP the gateway and open http://127.0.0.1:8025/ . Ctrl-C stops the gateway."
 	@echo
 	@exec $(BIN)/gateway serve --config $(VAR)/gateway.toml
 
