@@ -247,7 +247,7 @@ async def _resume(
     if verdict is Verdict.REFUSED:
         # Recorded with its state and notices in one transaction: only an admin's retry of a
         # refused item gets here, and it changes nothing but the state.
-        await ctx.store.transition(item.id, "refused", reason="refused (recorded before)")
+        await ctx.store.transition(item.id, "refused", reason="refused (recorded before)", expect="active")
         return
     found = find_package(mail)
     del mail
@@ -262,7 +262,10 @@ async def _after_acceptance(
     if status is not None:
         await _status_event(item, ctx, status)
     if await _deliver(item, ctx, report):
-        await ctx.store.transition(item.id, "delivered", reason="delivered to the DMS", event="delivered")
+        # expect active: if this instance's lease was taken over, the item is another's now
+        await ctx.store.transition(
+            item.id, "delivered", reason="delivered to the DMS", event="delivered", expect="active"
+        )
 
 
 async def arrival_notices(item: MessageView, ctx: PipelineContext, package: DocumentPackage) -> list[Intake]:
