@@ -357,7 +357,11 @@ def run_p5(
         "name": name,
         "rows": count,
         "runs": runs,
-        "measured": {m["query"]: {k: m[k] for k in ("rows", "median_ms", "p95_ms", "max_ms")} for m in measured},
+        "measured": {
+            "slowest_p95_ms": max(m["p95_ms"] for m in measured),
+            "queries": len(measured),
+            **{m["query"]: {k: m[k] for k in ("rows", "median_ms", "p95_ms", "max_ms")} for m in measured},
+        },
         "queries": measured,
         "baseline": None,
         "ratio": None,

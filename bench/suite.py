@@ -110,11 +110,23 @@ def run(key: str, *, quick: bool) -> dict[str, Any]:
     return row
 
 
+def _numbers(values: dict[str, Any], prefix: str = "") -> list[str]:
+    """``name value`` for the numbers of ``values``, one level of nesting spelt ``outer.inner``."""
+    shown = []
+    for key, value in values.items():
+        if isinstance(value, bool):
+            continue
+        if isinstance(value, int | float):
+            shown.append(f"{prefix}{key} {value}")
+        elif isinstance(value, dict) and not prefix:
+            shown.extend(_numbers(value, f"{key}."))
+    return shown
+
+
 def _figures(values: dict[str, Any] | None, limit: int = 3) -> str:
     if not values:
         return "-"
-    shown = [f"{k} {v}" for k, v in values.items() if isinstance(v, int | float) and not isinstance(v, bool)]
-    return "\n".join(shown[:limit]) or "-"
+    return "\n".join(_numbers(values)[:limit]) or "-"
 
 
 def _verdict(row: dict[str, Any]) -> str:
