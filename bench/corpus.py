@@ -63,10 +63,12 @@ from gateway.edxml.model import (
     SignerInfo,
 )
 from gateway.errors import ConfigError
+from gateway.pipeline.mails import compose
 from gateway.sign.envelope import sign_envelope
 from gateway.sign.keys import SigningKey
 from tests.pdfs.documents import A4, APPENDIX_STAMP_BOX, ORG_SEAL_BOX, PERSON_FIELD, cong_van, phu_luc
 from tests.pdfs.signing import ORG_FIELD, sign_pdf
+from tests.service import OUR_MAIL, PARTNER_MAIL
 
 __all__ = [
     "CACHE",
@@ -124,6 +126,19 @@ class Package:
     """Sizes of the PDF attachments, main document first."""
     signatures: int
     """PDF signatures in the package (the envelope signature not counted)."""
+
+    def mail(self, subject: str, text: str) -> bytes:
+        """This package as the axis delivers it to us: attached to a mail from the partner (CRLF)."""
+        return compose(
+            self.raw,
+            filename=self.name,
+            mail_from=PARTNER_MAIL,
+            to=[OUR_MAIL],
+            subject=subject,
+            text=text,
+            at=SystemClock().now(),
+            domain="chinhphu.vn",
+        )
 
 
 # ---------------------------------------------------------------- the PKI

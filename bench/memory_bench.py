@@ -26,14 +26,12 @@ import sys
 import tempfile
 import threading
 import time
-from datetime import UTC, datetime
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
 from bench.corpus import CACHE, Package, Shape, cached_packages, served_pki
-from gateway.pipeline.mails import compose
-from tests.service import OUR_MAIL, PARTNER_MAIL, queued_id, running, send_mail, until, work_item, write_config
+from tests.service import queued_id, running, send_mail, until, work_item, write_config
 
 __all__ = ["P4_TARGET", "run_p4"]
 
@@ -85,18 +83,6 @@ class _Sampler:
     def stop(self) -> None:
         self._stop.set()
         self._thread.join()
-
-
-def _mail(package: Package) -> bytes:
-    return compose(
-        package.raw,
-        filename=package.name,
-        mail_from=PARTNER_MAIL,
-        to=[OUR_MAIL],
-        subject="P4",
-        text="Gói tin đo bộ nhớ / memory benchmark",
-        at=datetime.now(tz=UTC),
-    )
 
 
 async def _state(config: Path, item: int) -> tuple[str, str | None]:
@@ -168,13 +154,21 @@ async def _send(port: int, mail: bytes) -> int:
     return queued_id(reply)
 
 
+_WORDS = ("P4", "Gói tin đo bộ nhớ / memory benchmark")
+"""The subject and text of the benchmark's mails."""
+
+
 def _measure(big: Package, small: Package, pki: Any) -> dict[str, Any]:
-    mail = _mail(big)
+    mail = big.mail(*_WORDS)
     context = multiprocessing.get_context("spawn")
     with tempfile.TemporaryDirectory(prefix="bench-p4-") as tmp:
         config = _config(Path(tmp), pki, len(big.raw), len(mail))
         parent, child_end = context.Pipe()
-        child = context.Process(target=_child, args=(str(config), _mail(small), child_end), name="bench-p4")
+        child = context.Process(
+            target=_child,
+            args=(str(config), small.mail(*_WORDS), child_end),
+            name="bench-p4",
+        )
         child.start()
         child_end.close()
         try:

@@ -77,7 +77,6 @@ from gateway.clock import SystemClock
 from gateway.devpki import DevPKI
 from gateway.inbound.intake import Intake
 from gateway.inbound.smtp import InboundSmtp
-from gateway.pipeline.mails import compose
 from gateway.settings import Settings
 from gateway.store import Spool, Store, resolve_url
 from tests.command import terminate
@@ -129,16 +128,7 @@ def percentile(values: Sequence[float], share: float) -> float:
 async def package_mail(pki: DevPKI) -> bytes:
     """A package mail of about 1 MB, as the axis delivers it to us (CRLF line ends)."""
     package = await make_package(pki, 1, random.Random(3), sizes=[_PDF_BYTES])  # noqa: S311 - pixels
-    return compose(
-        package.raw,
-        filename=package.name,
-        mail_from=PARTNER_MAIL,
-        to=[OUR_MAIL],
-        subject="Gói tin liên thông (P3)",
-        text="Gói tin edXML đính kèm.\n",
-        at=SystemClock().now(),
-        domain="chinhphu.vn",
-    )
+    return package.mail("Gói tin liên thông (P3)", "Gói tin edXML đính kèm.\n")
 
 
 def unique(mail: bytes, sequence: int, run: str) -> bytes:

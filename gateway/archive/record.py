@@ -14,7 +14,7 @@ Everything is read, nothing written. Times stay aware UTC in memory and are show
 
 A notice we sent (a child of kind ``notice``) carries no status code in its row: what it was (a
 status 01, a status 02, or a plain-text mail) is written in the spooled mail's
-``X-Gateway-Notice`` header (``gateway.pipeline.notices.prepare_notice``). Given the spool,
+``X-Gateway-Notice`` header (``gateway.pipeline.notices.notice_kind``). Given the spool,
 :func:`load_record` reads it from there; without the spool, or when the mail cannot be read,
 the timeline says "notice sent" and names no code rather than guess.
 """
@@ -25,12 +25,11 @@ import logging
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from email.parser import BytesHeaderParser
 from typing import Any, Final
 
 from gateway.clock import iso_vn, to_utc
 from gateway.errors import TransientError
-from gateway.pipeline.notices import NOTICE_KINDS
+from gateway.pipeline.notices import NOTICE_KINDS, NoticeKind, notice_kind
 from gateway.store import JournalView, MessageView, NotFound, Spool, SpoolError, StatusEventView, Store
 
 __all__ = ["SOURCES", "STATUS_EN", "STATUS_VI", "DocumentRecord", "TimelineEntry", "load_record", "message_json"]
@@ -60,8 +59,6 @@ STATUS_EN: Final = {
     "16": "recall refused",
 }
 _MAX_CHILDREN = 1000
-_NOTICE_HEADER: Final = "X-Gateway-Notice"
-"""Written by ``gateway.pipeline.notices.prepare_notice``: ``<parent id>; <kind>`` (a ``NOTICE_KINDS`` key)."""
 
 log = logging.getLogger(__name__)
 
@@ -190,9 +187,9 @@ def _journal_entries(message: MessageView, journal: tuple[JournalView, ...]) -> 
             yield TimelineEntry(row.at, what, vi, en, "system", str(reason) if reason else None)
 
 
-def _notice_labels(child: MessageView, kind: str | None) -> tuple[str, str]:
+def _notice_labels(child: MessageView, kind: NoticeKind | None) -> tuple[str, str]:
     """What a sent notice was, in Vietnamese and English: its status code when known, never a guess."""
-    code = child.status_code or next((c for k, c in NOTICE_KINDS.items() if k == kind), None)
+    code = child.status_code or (None if kind is None else NOTICE_KINDS.get(kind))
     if code:
         vi, en = STATUS_VI.get(code, f"trạng thái {code}"), STATUS_EN.get(code, f"status {code}")
         return f"Đã gửi trạng thái {code} {vi}", f"status {code} {en} sent"
@@ -204,7 +201,9 @@ def _notice_labels(child: MessageView, kind: str | None) -> tuple[str, str]:
     return "Đã gửi thông báo", "notice sent"
 
 
-def _child_entries(children: tuple[MessageView, ...], notice_kinds: Mapping[int, str]) -> Iterator[TimelineEntry]:
+def _child_entries(
+    children: tuple[MessageView, ...], notice_kinds: Mapping[int, NoticeKind]
+) -> Iterator[TimelineEntry]:
     for child in children:
         if child.sent_at is None:
             continue
@@ -226,7 +225,7 @@ class DocumentRecord:
     status_trail: tuple[StatusEventView, ...]
     children: tuple[MessageView, ...]
     parent: MessageView | None
-    notice_kinds: Mapping[int, str] = field(default_factory=dict)
+    notice_kinds: Mapping[int, NoticeKind] = field(default_factory=dict)
     """Child notice id → ``status-01``, ``status-02`` or ``plain``, as read from the spool (when known)."""
 
     def timeline(self) -> list[TimelineEntry]:
@@ -330,21 +329,14 @@ def message_json(m: MessageView) -> dict[str, Any]:
     return {**_summary(m), "verdict": m.verdict, "indication": m.indication, "finding_codes": codes, "size": m.size}
 
 
-def _notice_kind(mail: bytes) -> str | None:
-    """The kind a spooled notice says it is (its ``X-Gateway-Notice`` header), or ``None``."""
-    value = BytesHeaderParser().parsebytes(mail).get(_NOTICE_HEADER)
-    kind = None if value is None else str(value).rpartition(";")[2].strip()
-    return kind if kind in NOTICE_KINDS else None
-
-
-async def _notice_kinds(spool: Spool | None, children: tuple[MessageView, ...]) -> dict[int, str]:
+async def _notice_kinds(spool: Spool | None, children: tuple[MessageView, ...]) -> dict[int, NoticeKind]:
     """What each notice child without a status code was, read from its spooled mail."""
-    kinds: dict[int, str] = {}
+    kinds: dict[int, NoticeKind] = {}
     for child in children:
         if spool is None or child.kind != "notice" or child.status_code is not None:
             continue
         try:
-            kind = _notice_kind(await spool.get(child.sha256))
+            kind = notice_kind(await spool.get(child.sha256))
         except (SpoolError, TransientError, ValueError) as exc:  # the record still shows the notice, without a code
             log.warning("notice %s: its spooled mail cannot be read (%s); shown without its kind", child.id, exc)
             continue

@@ -43,10 +43,12 @@ if TYPE_CHECKING:
     from gateway.store import MessageView
 
 __all__ = [
+    "NOTICE_HEADER",
     "NOTICE_KINDS",
     "NoticeKind",
     "Reason",
     "create_notice",
+    "notice_kind",
     "prepare_notice",
     "reasons_of",
     "refusal_text",
@@ -60,7 +62,9 @@ log = logging.getLogger(__name__)
 
 NoticeKind = Literal["status-01", "status-02", "plain"]
 NOTICE_KINDS: Final[Mapping[NoticeKind, str | None]] = {"status-01": "01", "status-02": "02", "plain": None}
-"""Each kind of notice and the status code its row records (``None``: no status package)."""
+"""Each kind of notice and the status code of the package it carries (``None``: no status package)."""
+NOTICE_HEADER: Final = "X-Gateway-Notice"
+"""The header naming a notice's cause and kind: ``<parent id>; <kind>`` (read by ``notice_kind``)."""
 
 # RFC 3834: automatic replies say so, and we never answer a mail that says so (no mail loops
 # between two gateways refusing each other's notices).
@@ -278,7 +282,7 @@ async def prepare_notice(
     status_code = NOTICE_KINDS[kind]
     if (package is None) != (status_code is None):
         raise ValueError(f"a {kind} notice {'needs' if status_code else 'takes no'} package")
-    headers = {"Auto-Submitted": AUTO_SUBMITTED, "X-Gateway-Notice": f"{parent.id}; {kind}"}
+    headers = {"Auto-Submitted": AUTO_SUBMITTED, NOTICE_HEADER: f"{parent.id}; {kind}"}
     if package is None:
         mail = _plain_mail(ctx, to=recipient, subject=subject, text=text, headers=headers)
     else:
@@ -307,6 +311,16 @@ async def prepare_notice(
         recipient=recipient,
         document_id=parent.document_id,
     )
+
+
+def notice_kind(mail: bytes) -> NoticeKind | None:
+    """The kind a notice mail we composed says it is (its ``NOTICE_HEADER``), or ``None``."""
+    value = BytesHeaderParser().parsebytes(mail).get(NOTICE_HEADER)
+    kind = None if value is None else str(value).rpartition(";")[2].strip()
+    for known in NOTICE_KINDS:
+        if kind == known:
+            return known
+    return None
 
 
 async def create_notice(
