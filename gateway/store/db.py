@@ -32,6 +32,8 @@ Errors: every driver error becomes a ``TransientError`` (try again later), a ful
 from __future__ import annotations
 
 import errno
+import sqlite3
+import time
 from pathlib import Path
 from typing import Any, Final
 
@@ -58,11 +60,13 @@ __all__ = [
 ]
 
 SQLITE_PRAGMAS: Final = (
+    "PRAGMA busy_timeout=5000",
     "PRAGMA journal_mode=WAL",
     "PRAGMA synchronous=FULL",
-    "PRAGMA busy_timeout=5000",
     "PRAGMA foreign_keys=ON",
 )
+_WAL_SWITCH_TRIES: Final = 500
+"""How often a connection tries to switch a fresh database to WAL while another holds it (10 ms apart)."""
 BEGIN_OPTION: Final = "gateway_begin"
 """Execution option naming the SQLite ``BEGIN`` mode of a transaction (``IMMEDIATE`` for writes)."""
 _BEGIN_MODES: Final = ("DEFERRED", "IMMEDIATE")
@@ -158,7 +162,7 @@ def _on_connect(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
     try:
         for pragma in SQLITE_PRAGMAS:
-            cursor.execute(pragma)
+            _execute_pragma(cursor, pragma)
         cursor.execute("PRAGMA journal_mode")
         mode = str(cursor.fetchone()[0]).lower()
     finally:
@@ -166,6 +170,26 @@ def _on_connect(dbapi_connection: Any, _record: Any) -> None:
     if mode not in ("wal", "memory"):
         # WAL needs shared memory on a local file system; on NFS it silently stays "delete".
         raise TransientError(f"SQLite refused WAL mode (journal_mode={mode}); put the database on a local disk")
+
+
+def _execute_pragma(cursor: Any, pragma: str) -> None:
+    """Run one pragma; retry the switch to WAL while another connection holds the file.
+
+    Switching a database's journal mode takes an exclusive lock, and SQLite answers a busy
+    file at once there, without the busy handler: when several processes (or pooled connections)
+    open a fresh database together, all but one would fail with "database is locked". The
+    switch only happens on a database not yet in WAL mode (WAL is stored in the file), so the
+    wait blocks the loop only at a fresh database's first opening.
+    """
+    tries = _WAL_SWITCH_TRIES if pragma.lower().startswith("pragma journal_mode=") else 1
+    for attempt in range(1, tries + 1):
+        try:
+            cursor.execute(pragma)
+            return
+        except sqlite3.OperationalError as exc:
+            if attempt == tries or "locked" not in str(exc):
+                raise
+            time.sleep(0.01)
 
 
 def _on_begin(conn: Connection) -> None:

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import sqlite3
+import threading
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +16,7 @@ from sqlalchemy.engine import Connection
 
 from gateway.clock import FixedClock
 from gateway.errors import ConfigError
-from gateway.store import Store
+from gateway.store import Store, db
 from gateway.store.db import create_engine
 from gateway.store.migrate import SCRIPTS, current_revision, head_revision, upgrade
 from gateway.store.tables import foreign_to_metadata, metadata
@@ -69,6 +72,31 @@ def test_two_openers_at_once_migrate_once(tmp_path: Path) -> None:
             await store.close()
 
     asyncio.run(scenario())
+
+
+def test_connections_racing_to_switch_a_fresh_database_to_wal_all_succeed(tmp_path: Path) -> None:
+    """A connection switching a fresh file to WAL while others open and write it: SQLite answers
+    "database is locked" at once, without the busy handler (CI saw it in the test above)."""
+    failures: list[str] = []
+
+    def connect(path: Path) -> None:
+        try:
+            with closing(sqlite3.connect(path, isolation_level=None)) as connection:
+                db._on_connect(connection, None)
+                connection.execute("BEGIN IMMEDIATE")  # what a migration does next
+                connection.execute("CREATE TABLE IF NOT EXISTS t (x)")
+                connection.execute("COMMIT")
+        except Exception as exc:  # collected and asserted below
+            failures.append(repr(exc))
+
+    for round_ in range(40):
+        path = tmp_path / f"fresh-{round_}.db"
+        threads = [threading.Thread(target=connect, args=(path,)) for _ in range(8)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    assert failures == []
 
 
 def test_every_connection_has_the_durability_pragmas(tmp_path: Path) -> None:
