@@ -1,29 +1,39 @@
-"""How the HTTP surfaces answer what they cannot do: one JSON shape, no internals leaked.
+"""How the HTTP surfaces answer what they cannot do: one JSON shape, or a page; no internals leaked.
 
 Every error body is ``{"status": <code>, "detail": "<what and how to fix it>"}``, plus
 ``"parameter"`` (which query or path parameter) and ``"accepted"`` (the forms it takes) when a
 request value was refused. FastAPI's own validation errors (a ``limit`` that is not a number)
 are turned into the same shape. Gateway errors keep their meaning (HOUSE.md rule 6):
 ``TransientError`` is 503 (try later), ``PermanentError`` 422, ``ConfigError`` 400 (the request
-named something that cannot work). Anything else is a bug: logged with its traceback, answered
-500 without the exception text.
+named something that cannot work); a 503 says when to come back (``Retry-After``). Anything else
+is a bug: logged with its traceback, answered 500 without the exception text.
+
+Errors on the archivist's pages (``gateway.web.pages.is_page_request``: decided by the route,
+not by ``Accept``) are answered with an HTML page instead: the same status and headers, words
+in the page's language, never the exception's text (gateway errors are logged instead). The
+JSON API, pre-flight, ``/metrics`` and ``/healthz`` always answer JSON.
 """
 
 from __future__ import annotations
 
 import logging
-from typing import Any, cast
+from collections.abc import Mapping
+from typing import Any, Final, cast
 
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from gateway.errors import ConfigError, GatewayError, PermanentError, TransientError
+from gateway.web.pages import error_page, is_page_request
 
-__all__ = ["ERROR_RESPONSES", "ApiError", "install_error_handlers"]
+__all__ = ["ERROR_RESPONSES", "RETRY_AFTER", "ApiError", "install_error_handlers"]
 
 log = logging.getLogger(__name__)
+
+RETRY_AFTER: Final = "60"
+"""Seconds a client should wait after a 503 for a ``TransientError`` (the pages say "a minute")."""
 
 
 class ApiError(HTTPException):
@@ -66,30 +76,46 @@ def _body(status: int, detail: str, parameter: str | None = None, accepted: str 
     return body
 
 
-async def _http_error(_request: Request, error: Exception) -> JSONResponse:
+def _answer(
+    request: Request,
+    status: int,
+    detail: str,
+    *,
+    parameter: str | None = None,
+    accepted: str | None = None,
+    headers: Mapping[str, str] | None = None,
+) -> Response:
+    """The page for a page route (``detail`` is not shown there), else the JSON body."""
+    if is_page_request(request):
+        return error_page(request, status, field=parameter, headers=headers)
+    return JSONResponse(_body(status, detail, parameter, accepted), status_code=status, headers=headers)
+
+
+async def _http_error(request: Request, error: Exception) -> Response:
     exc = cast(StarletteHTTPException, error)  # registered for this class only
     parameter = getattr(exc, "parameter", None)
     accepted = getattr(exc, "accepted", None)
-    return JSONResponse(
-        _body(exc.status_code, str(exc.detail), parameter, accepted),
-        status_code=exc.status_code,
-        headers=exc.headers,
+    return _answer(
+        request, exc.status_code, str(exc.detail), parameter=parameter, accepted=accepted, headers=exc.headers
     )
 
 
-async def _validation_error(_request: Request, error: Exception) -> JSONResponse:
+async def _validation_error(request: Request, error: Exception) -> Response:
     exc = cast(RequestValidationError, error)
     first = exc.errors()[0] if exc.errors() else {}
     location = [str(part) for part in first.get("loc", ())]
     parameter = location[-1] if len(location) > 1 else None
     where = f"{location[0]} parameter {parameter!r}" if parameter is not None else "the request"
     detail = f"{where}: {first.get('msg', 'invalid value')}"
-    return JSONResponse(_body(422, detail, parameter), status_code=422)
+    return _answer(request, 422, detail, parameter=parameter)
 
 
-async def _gateway_error(_request: Request, exc: Exception) -> JSONResponse:
+async def _gateway_error(request: Request, exc: Exception) -> Response:
+    headers: dict[str, str] | None = None
     if isinstance(exc, TransientError):
+        log.warning("request failed, try again later: %s", exc)
         status, detail = 503, f"temporarily unavailable, try again later: {exc}"
+        headers = {"Retry-After": RETRY_AFTER}
     elif isinstance(exc, PermanentError):
         status, detail = 422, str(exc)
     elif isinstance(exc, ConfigError):
@@ -97,12 +123,14 @@ async def _gateway_error(_request: Request, exc: Exception) -> JSONResponse:
     else:
         log.error("request failed: %s", exc)
         status, detail = 500, "the gateway could not complete the request (see its log)"
-    return JSONResponse(_body(status, detail), status_code=status)
+    if status in (400, 422) and is_page_request(request):
+        log.warning("page request refused (%d): %s", status, exc)  # the page does not show the text
+    return _answer(request, status, detail, headers=headers)
 
 
-async def _bug(_request: Request, exc: Exception) -> JSONResponse:
+async def _bug(request: Request, exc: Exception) -> Response:
     log.error("unexpected error in an HTTP handler", exc_info=exc)
-    return JSONResponse(_body(500, "internal error (see the gateway's log)"), status_code=500)
+    return _answer(request, 500, "internal error (see the gateway's log)")
 
 
 def install_error_handlers(app: FastAPI) -> None:

@@ -17,6 +17,11 @@ login form):
 * ``GET /login``, ``POST /login`` — a token form; sets ``gateway_token`` (HttpOnly,
   SameSite=Strict, Secure over https). ``GET|POST /logout`` clears it.
 * ``GET /static/pages.css`` — the stylesheet (no token needed: the login page uses it).
+
+Errors on these routes are pages too (``error_page``, called by ``gateway.web.errors`` when
+``is_page_request`` says so): the same status and ``Retry-After`` as the JSON answer, the same
+headers as every page, a heading in plain words, a stable code, what to do next; never the
+exception's text (that goes to the log).
 """
 
 from __future__ import annotations
@@ -25,24 +30,27 @@ import re
 from collections.abc import Mapping
 from functools import cache
 from importlib import resources
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 from urllib.parse import urlencode
 
 import jinja2
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from starlette.routing import Route
 
 from gateway.archive.record import load_record
 from gateway.archive.search import FilterError, build_filter, search
+from gateway.clock import iso_vn
 from gateway.store import NotFound
 from gateway.web.auth import COOKIE, authenticate
 from gateway.web.deps import deps
 from gateway.web.i18n import LANGUAGES, choose, words
 from gateway.web.pageviews import document_view, result_row
 
-__all__ = ["FIELDS", "LANG_COOKIE", "router"]
+__all__ = ["FIELDS", "LANG_COOKIE", "MACHINE_SEGMENTS", "error_page", "is_page_request", "router"]
 
 router = APIRouter(include_in_schema=False)
+_R = TypeVar("_R", bound=Response)
 
 FIELDS: Final = ("from", "to", "sender", "recipient", "code", "verdict", "direction", "text")
 """The search form's inputs (the same names as the JSON API's query parameters)."""
@@ -63,6 +71,26 @@ _HEADERS: Final = {
     # Receipt-log pages are behind a token: no shared cache may keep them.
     "Cache-Control": "no-store",
 }
+
+
+_CODES: Final = {
+    400: "bad-request",
+    401: "login-required",
+    403: "forbidden",
+    404: "not-found",
+    405: "method-not-allowed",
+    503: "unavailable",
+}
+"""HTTP status → the stable code an error page shows (its words: ``err_<code>_*`` in ``i18n``).
+
+Any other 4xx is ``refused``, any other 5xx ``internal-error``. Codes never change: an archivist
+quotes them to the administrator.
+"""
+
+MACHINE_SEGMENTS: Final = frozenset({"api", "preflight", "metrics", "healthz", "openapi.json", "docs", "redoc"})
+"""First path segments of what machines call (JSON API, pre-flight, ``/metrics``, ``/healthz``, the
+schema): an error there is JSON, even on a path no route matches. A test checks that every route
+outside this module lies under one of them."""
 
 
 @cache
@@ -101,8 +129,18 @@ def _safe_next(target: str | None) -> str:
     return target
 
 
-def _render(request: Request, template: str, *, status: int = 200, **context: Any) -> HTMLResponse:
-    """Render a page in the request's language, with the common headers and the ``lang`` cookie."""
+def _render(
+    request: Request,
+    template: str,
+    *,
+    status: int = 200,
+    headers: Mapping[str, str] | None = None,
+    **context: Any,
+) -> HTMLResponse:
+    """Render a page in the request's language, with the common headers and the ``lang`` cookie.
+
+    ``headers`` are added to the common ones (which win: no caller loosens the CSP).
+    """
     lang = _language(request)
     other = next(code for code in LANGUAGES if code != lang)
     html = (
@@ -117,16 +155,27 @@ def _render(request: Request, template: str, *, status: int = 200, **context: An
             **context,
         )
     )
-    response = HTMLResponse(html, status_code=status, headers=_HEADERS)
-    if request.query_params.get("lang") in LANGUAGES:
+    return _remember_language(request, HTMLResponse(html, status_code=status, headers={**(headers or {}), **_HEADERS}))
+
+
+def _remember_language(request: Request, response: _R) -> _R:
+    """Keep a ``?lang=`` choice in the ``lang`` cookie (the language switch sets it)."""
+    lang = request.query_params.get("lang")
+    if lang in LANGUAGES:
         secure = request.url.scheme == "https"
-        response.set_cookie(LANG_COOKIE, lang, max_age=_YEAR, samesite="lax", secure=secure, httponly=True)
+        response.set_cookie(LANG_COOKIE, str(lang), max_age=_YEAR, samesite="lax", secure=secure, httponly=True)
     return response
 
 
-def _to_login(request: Request) -> RedirectResponse:
+def _login_url(request: Request) -> str:
+    """The login form, returning to this page (its query kept as it came) once logged in."""
     target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
-    return RedirectResponse("/login?" + urlencode({"next": target}), status_code=303)
+    return "/login?" + urlencode({"next": target})
+
+
+def _to_login(request: Request) -> RedirectResponse:
+    # The language switch's choice is kept across the redirect: the login form speaks it too.
+    return _remember_language(request, RedirectResponse(_login_url(request), status_code=303))
 
 
 @router.get("/static/pages.css")
@@ -159,16 +208,32 @@ async def search_page(request: Request) -> Response:
         )
     except FilterError as exc:
         field = _FIELD_OF.get(exc.field, exc.field)
-        error = {"title": words(_language(request))["bad_value"], "text": str(exc)}
+        t = words(_language(request))
+        error = {"title": t["bad_value"], "text": str(exc)}
         return _render(
-            request, "search.html", status=400, form=form, errors={field: error}, shown_fields=FIELDS, **_no_results()
+            request,
+            "search.html",
+            status=400,
+            form=form,
+            errors={field: error},
+            shown_fields=FIELDS,
+            problem=_problem(request, 400, t),
+            **_no_results(),
         )
     page = await search(web.store, flt)
     older = None if page.next_before_id is None else _local_url(request, before_id=page.next_before_id, lang=None)
     newest = _local_url(request, before_id=None, lang=None) if form["before_id"] else None
     rows = [result_row(item) for item in page.items]
     return _render(
-        request, "search.html", form=form, errors={}, shown_fields=FIELDS, rows=rows, older_url=older, newest_url=newest
+        request,
+        "search.html",
+        form=form,
+        errors={},
+        shown_fields=FIELDS,
+        problem=None,
+        rows=rows,
+        older_url=older,
+        newest_url=newest,
     )
 
 
@@ -188,7 +253,7 @@ async def document_page(request: Request, id: str) -> Response:
     except NotFound:
         record = None
     if record is None:
-        return _render(request, "missing.html", status=404, id=id)
+        return error_page(request, 404, text=words(lang)["missing"].format(id=id))
     return _render(request, "document.html", doc=document_view(record, lang))
 
 
@@ -222,3 +287,71 @@ async def logout(request: Request) -> Response:
     response = RedirectResponse("/login", status_code=303)
     response.delete_cookie(COOKIE, path="/", httponly=True, samesite="strict", secure=request.url.scheme == "https")
     return response
+
+
+def is_page_request(request: Request) -> bool:
+    """Whether an error in ``request`` is answered with a page rather than JSON.
+
+    Decided by the route, never by the ``Accept`` header (a browser opening ``/api/v1/...`` gets
+    JSON): a route of this module is a page, any other route is not. A path no route matches is
+    a page unless it lies under one of ``MACHINE_SEGMENTS`` (``/api/v2/x`` stays JSON).
+    """
+    endpoint = request.scope.get("endpoint")  # set by the router once a route matched (even by path only)
+    if endpoint is not None:
+        return endpoint in {route.endpoint for route in router.routes if isinstance(route, Route)}
+    return request.url.path.lstrip("/").split("/", 1)[0] not in MACHINE_SEGMENTS
+
+
+def _problem(request: Request, status: int, t: Mapping[str, str]) -> dict[str, Any]:
+    """What an error page (or the search form's summary) says about ``status``: words, code, next steps."""
+    code = _CODES.get(status, "internal-error" if status >= 500 else "refused")
+    key = "err_" + code.replace("-", "_")
+    back = ("/", t["back"])
+    if code in ("login-required", "forbidden"):
+        links = [(_login_url(request), t["err_login"]), back]
+    elif code == "unavailable" and request.method == "GET":
+        links = [(_local_url(request, lang=None), t["err_retry"]), back]
+    else:
+        links = [back]
+    return {
+        "status": status,
+        "code": code,
+        "title": t[f"{key}_title"],
+        "text": t[f"{key}_text"],
+        "next": t[f"{key}_next"],
+        "field": None,
+        "links": list(dict(links).items()),  # a retry of "/" is the way back too: one button
+        "at": iso_vn(deps(request).clock.now()),
+    }
+
+
+def error_page(
+    request: Request,
+    status: int,
+    *,
+    text: str | None = None,
+    field: str | None = None,
+    headers: Mapping[str, str] | None = None,
+) -> HTMLResponse:
+    """An error as a page in the request's language, looking like the others.
+
+    Args:
+        request: the page request that failed.
+        status: the HTTP status, shown with its stable code (``_CODES``) and answered as is.
+        text: what went wrong, more precisely than the status's words (already in the page's
+            language; never an exception's text).
+        field: the request parameter to fix (a search form input is named by its label).
+        headers: headers the JSON answer would carry (``Retry-After``, ``Allow``, ``WWW-Authenticate``).
+
+    Returns:
+        The page, with the pages' security headers.
+    """
+    t = words(_language(request))
+    problem = _problem(request, status, t)
+    if text is not None:
+        problem["text"] = text
+    if field is not None:
+        name = _FIELD_OF.get(field, field)
+        problem["field"] = t[name] if name in FIELDS else name
+    signed_in = authenticate(request, "read") is not None
+    return _render(request, "error.html", status=status, headers=headers, problem=problem, signed_in=signed_in)
