@@ -4,7 +4,8 @@ Start-up order (each step can refuse with a ``ConfigError`` naming the setting; 
 listening until every part is ready, so a half-configured gateway never answers 250):
 
 1. the development PKI's OCSP, CRLs and TSA, when ``[dev] pki`` names a bundle (``make run``);
-2. the receipt log (migrated to the current schema) and the spool;
+2. the receipt log (migrated to the current schema) and the spool (whose temp files left by a
+   crash are swept at start and every few hours: ``gateway.store.spoolsweep``);
 3. the organisation key, the sealer and the verifier (``open_sealing``), the DMS deliverer and
    the axis sender;
 4. the scheduler: it first recovers what a crash left ``active``, then its workers claim;
@@ -60,6 +61,7 @@ from gateway.sign.keys import read_secret
 from gateway.smtpserver import parse_listen
 from gateway.store import Spool, Store, resolve_url
 from gateway.store.lease import default_instance
+from gateway.store.spoolsweep import keep_swept
 from gateway.verify.policy import Policy
 from gateway.web.app import create_app
 from gateway.web.deps import Health, WebDeps
@@ -236,7 +238,9 @@ async def serve(
             task.add_done_callback(reloads.discard)
 
         workers = asyncio.create_task(scheduler.run(), name="scheduler")
-        tasks: list[asyncio.Task[None]] = [workers]
+        # Ages are measured on the clock that stamps mtimes (the system's), not the injected one.
+        sweeper = asyncio.create_task(keep_swept(spool, SystemClock()), name="spool-sweep")
+        tasks: list[asyncio.Task[None]] = [workers, sweeper]
         try:
             await inbound.start()
             await submission.start()
@@ -270,6 +274,7 @@ async def serve(
             if poller is not None:
                 await poller.stop()
             await scheduler.stop(grace)
+            sweeper.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
             await http.stop()
         log.warning("gateway stopped")

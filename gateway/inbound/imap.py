@@ -10,8 +10,11 @@ Exactly once rests on one order of events, per message (design note §3):
 A crash before 2 commits leaves the message in the mailbox, unrecorded: the next scan takes it
 again (no loss). A crash between 2 and 3 leaves it in the mailbox, recorded: the next ``accept``
 finds the ``imap_key`` taken (the real intake returns the first item with ``new`` false; a bare
-store raises ``AlreadyRecorded``) and we only move it (no double). The mailbox itself is the
-to-do list, so no cursor is kept: every scan is ``UID SEARCH ALL``.
+store raises ``AlreadyRecorded``) and we only move it (no double). Should the server renumber
+the mailbox in between (a new UIDVALIDITY: the key differs), the intake recognises the mail by
+the SHA-256 of its bytes, taken from the same mailbox before, and returns that item with ``new``
+false too: moved, not recorded twice. The mailbox itself is the to-do list, so no cursor is
+kept: every scan is ``UID SEARCH ALL``.
 
 The poller's states (``ImapStatus.state``)::
 
@@ -48,6 +51,7 @@ from typing import Literal, Protocol
 from gateway.clock import Clock
 from gateway.errors import ConfigError, PermanentError, TransientError
 from gateway.inbound.imapsession import ImapSession, ImapUnavailable
+from gateway.inbound.intake import imap_key, same_mailbox
 from gateway.settings import ImapSettings
 from gateway.store import AlreadyRecorded
 
@@ -87,8 +91,9 @@ class ImapIntake(Protocol):
     ) -> AcceptedItem:
         """Spool ``raw`` and commit its row; returns when both are durable.
 
-        A second call with the same ``imap_key`` records nothing: it returns the first item with
-        ``new`` false, or raises ``AlreadyRecorded``.
+        A second call with the same ``imap_key``, or with the same bytes from the same mailbox
+        under another UIDVALIDITY, records nothing: it returns the first item with ``new`` false,
+        or raises ``AlreadyRecorded``.
 
         Raises:
             TransientError: disk or database trouble; try again later.
@@ -150,11 +155,6 @@ def envelope_sender(raw: bytes) -> str:
     return ""
 
 
-def _same_mailbox(one: str, other: str) -> bool:
-    """RFC 3501 §5.1: INBOX is case-insensitive; every other name is compared as written."""
-    return one == other or one.upper() == other.upper() == "INBOX"
-
-
 class ImapPoller:
     """Polls ``settings.mailbox`` and moves every mail it committed to ``settings.done_mailbox``.
 
@@ -188,7 +188,7 @@ class ImapPoller:
     ) -> None:
         if not settings.host or not settings.user:
             raise ConfigError("[imap] needs host and user")
-        if _same_mailbox(settings.mailbox, settings.done_mailbox):
+        if same_mailbox(settings.mailbox, settings.done_mailbox):
             raise ConfigError(f"[imap] mailbox and done_mailbox are both {settings.mailbox!r}")
         for name in (settings.mailbox, settings.done_mailbox, settings.user):
             if not name or any(char in name for char in "\0\r\n"):
@@ -305,7 +305,7 @@ class ImapPoller:
         for uid in uids:
             if self._stopping.is_set():
                 break
-            key = f"{self._settings.mailbox}/{session.uidvalidity}/{uid}"
+            key = imap_key(self._settings.mailbox, session.uidvalidity, uid)
             if key in self._left_for_admin:
                 continue
             outcome = await self._take(session, uid, key)

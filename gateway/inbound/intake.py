@@ -16,10 +16,19 @@ P4). The IMAP poller, which gets each message whole from the server, hands over 
 No CPU work on the SMTP path beyond hashing (done by the spool, in a thread): the mail is not
 parsed here except for its header block, to read the ``Message-ID``; the edXML package is found
 and judged later by the pipeline.
+
+IMAP exactly-once rests on ``imap_key`` (``<mailbox>/<uidvalidity>/<uid>``, unique in the store)
+and on one more rule: a server that renumbers the mailbox (a new UIDVALIDITY) between our commit
+and our MOVE gives the same message a new key. So a mail whose bytes the spool already holds is
+looked up by SHA-256: an item taken from the same mailbox under another UIDVALIDITY is that
+mail, returned with ``new`` false (the poller then moves it) instead of recorded twice. The
+spool check first keeps the lookup rare (no row points at bytes the spool never had).
 """
 
 from __future__ import annotations
 
+import asyncio
+import hashlib
 import logging
 from collections.abc import Callable, Sequence
 from email.parser import BytesHeaderParser
@@ -32,7 +41,7 @@ from gateway.store import AlreadyRecorded, MessageView, Spooled
 from gateway.store import Intake as IntakeRecord
 from gateway.store.spool import HEAD_BYTES
 
-__all__ = ["Intake", "IntakePort", "ItemRef", "message_id_of"]
+__all__ = ["Intake", "IntakePort", "ItemRef", "imap_key", "message_id_of", "same_mailbox"]
 
 _log = logging.getLogger("gateway.inbound.intake")
 
@@ -54,6 +63,10 @@ class IntakeStore(Protocol):
         """Read one row (None when there is none)."""
         ...
 
+    async def find_imap_by_sha256(self, sha256: str) -> Sequence[MessageView]:
+        """The items taken over IMAP whose bytes hash to ``sha256``, oldest first."""
+        ...
+
 
 class IntakeSpool(Protocol):
     """What the intake needs of ``gateway.store.Spool``."""
@@ -65,6 +78,26 @@ class IntakeSpool(Protocol):
     def writer(self) -> MailSink:
         """A streamed write of one mail (``SpoolWriter``): ``write`` pieces, then ``commit``."""
         ...
+
+    def exists(self, sha256: str) -> bool:
+        """Whether the spool holds a file named ``sha256`` (blocking: called in a thread)."""
+        ...
+
+
+def imap_key(mailbox: str, uidvalidity: int, uid: int) -> str:
+    """The store's key of one IMAP message: ``<mailbox>/<uidvalidity>/<uid>`` (unique per message)."""
+    return f"{mailbox}/{uidvalidity}/{uid}"
+
+
+def _origin(key: str | None) -> tuple[str, str] | None:
+    """The mailbox and UIDVALIDITY of an ``imap_key`` (a mailbox name may hold ``/`` itself)."""
+    parts = (key or "").rsplit("/", 2)
+    return (parts[0], parts[1]) if len(parts) == 3 else None
+
+
+def same_mailbox(one: str, other: str) -> bool:
+    """RFC 3501 §5.1: INBOX is case-insensitive; every other name is compared as written."""
+    return one == other or one.upper() == other.upper() == "INBOX"
 
 
 def message_id_of(raw: bytes) -> str | None:
@@ -138,8 +171,9 @@ class Intake:
         """Make a received mail durable: spool the bytes, then commit the receipt row.
 
         Stable signature (the IMAP poller calls it too). Idempotent for IMAP: a second call
-        with the same ``imap_key`` returns the item recorded the first time (``new=False``)
-        instead of a second row.
+        with the same ``imap_key``, or with the same bytes from the same mailbox under another
+        UIDVALIDITY (see the module docstring), returns the item recorded the first time
+        (``new=False``) instead of a second row.
 
         Args:
             raw: the mail exactly as received (kept unaltered, addressed by SHA-256), or the
@@ -165,6 +199,10 @@ class Intake:
             if not isinstance(raw, bytes):
                 await raw.abort()
             raise ValueError(f"kind {kind!r} / channel {channel!r}: expected {sorted(_KINDS)} / {sorted(_CHANNELS)}")
+        if channel == "imap" and imap_key is not None and isinstance(raw, bytes):
+            earlier = await self._renumbered(raw, imap_key)
+            if earlier is not None:
+                return _ref(earlier, message_id_of(raw), new=False)
         spooled = await self._spool(raw)
         message_id = message_id_of(spooled.head)
         record = IntakeRecord(
@@ -197,6 +235,33 @@ class Intake:
         if self.wake is not None:
             self.wake()
         return _ref(view, message_id, new=True)
+
+    async def _renumbered(self, raw: bytes, key: str) -> MessageView | None:
+        """The item these bytes were recorded as, from the same mailbox under another UIDVALIDITY."""
+        here = _origin(key)
+        if here is None:
+            return None
+        sha256, stored = await asyncio.to_thread(self._in_spool, raw)
+        if not stored:  # the common case: new bytes, so no item can hold them
+            return None
+        for view in await self.store.find_imap_by_sha256(sha256):
+            there = _origin(view.imap_key)
+            if there is not None and same_mailbox(there[0], here[0]) and there[1] != here[1]:
+                _log.info(
+                    "%s recognised by content as item %d (%s, sha256 %s): the mailbox's UIDVALIDITY changed "
+                    "after it was taken; not recorded again",
+                    key,
+                    view.id,
+                    view.imap_key,
+                    sha256,
+                    extra={"item_id": view.id},
+                )
+                return view
+        return None
+
+    def _in_spool(self, raw: bytes) -> tuple[str, bool]:
+        sha256 = hashlib.sha256(raw).hexdigest()
+        return sha256, self.spool.exists(sha256)
 
     async def _spool(self, raw: bytes | MailSink) -> Spooled:
         """Store the mail durably (first, before any row can point at it)."""

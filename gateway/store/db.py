@@ -236,6 +236,11 @@ def create_engine(url: str | URL) -> AsyncEngine:
 
 
 _FULL_ERRNOS: Final = (errno.ENOSPC, errno.EDQUOT)
+_SQLITE_FULL: Final = 13
+_SQLITE_FULL_TEXT: Final = "database or disk is full"
+"""SQLITE_FULL's message, for a driver that drops the code (not any text with "full" in it)."""
+_FULL_STATES: Final = ("53100",)
+"""PostgreSQL's disk_full (``asyncpg.exceptions.DiskFullError``)."""
 _RETRY_STATES: Final = ("40001", "40P01")
 """PostgreSQL's serialization failure and deadlock: the transaction was rolled back, run it again."""
 _REFUSED_STATES: Final = ("28000", "28P01", "3D000", "42501")
@@ -258,13 +263,19 @@ def translate_db_error(exc: DBAPIError) -> TransientError:
 
     Database trouble (locked past the timeout, disk full, I/O error, connection lost, a
     PostgreSQL server restarting) means "try again later": the SMTP edge answers 451, or 452
-    for a full disk (SQLite's SQLITE_FULL, ENOSPC/EDQUOT, PostgreSQL's 53100 disk_full).
+    for a full disk (SQLite's SQLITE_FULL, ENOSPC/EDQUOT, PostgreSQL's 53100 disk_full). A
+    PostgreSQL server out of memory (53200) or out of connections (53300) is a plain 451: it
+    passes when the load does, and 452 says "insufficient system storage".
     """
     text = str(exc.orig) if exc.orig is not None else str(exc)
-    lowered = text.lower()
-    orig_errno = getattr(exc.orig, "errno", None)
-    full = "full" in lowered or orig_errno in _FULL_ERRNOS or _sqlstate(exc) == "53100"
-    if full or getattr(exc.orig, "sqlite_errorcode", None) == 13:
+    orig = exc.orig
+    full = (
+        getattr(orig, "sqlite_errorcode", None) == _SQLITE_FULL
+        or _SQLITE_FULL_TEXT in text.lower()
+        or getattr(orig, "errno", None) in _FULL_ERRNOS
+        or _sqlstate(exc) in _FULL_STATES
+    )
+    if full:
         return StorageFull(f"the database is full: {text}")
     return TransientError(f"database unavailable: {text}")
 

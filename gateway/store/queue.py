@@ -17,14 +17,15 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any, TypeAlias
 
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gateway.clock import Clock, require_aware
 from gateway.errors import ConfigError
-from gateway.store import journal, lease, reads, replay, search, writes
+from gateway.store import lease, writes
 from gateway.store.db import create_engine, is_memory, prepare_sqlite_file
 from gateway.store.migrate import current_revision, head_revision, upgrade
-from gateway.store.records import ChainCheck, Intake, JournalView, MessageView, StatusEventView, check_text
+from gateway.store.reading import Reads
+from gateway.store.records import Intake, MessageView, StatusEventView, check_text
 from gateway.store.session import Transactions
 from gateway.store.tables import KINDS
 
@@ -33,10 +34,11 @@ __all__ = ["Store"]
 Views: TypeAlias = list[MessageView]
 
 
-class Store:
+class Store(Reads):
     """The receipt log and work queue (one per process; every method is a coroutine).
 
-    Build it with :meth:`open`; close it with :meth:`close` (or ``async with``).
+    Build it with :meth:`open`; close it with :meth:`close` (or ``async with``). The reads
+    (``get``, ``list``, ``search``, ``verify_chain``…) come from :class:`~gateway.store.reading.Reads`.
     """
 
     def __init__(
@@ -329,87 +331,6 @@ class Store:
             )
 
         return await self._tx.write(work)
-
-    # ------------------------------------------------------------------ reads
-
-    async def get(self, id: int) -> MessageView | None:
-        """The work item ``id``, or ``None``."""
-        return await self._tx.read(lambda conn: reads.get(conn, id))
-
-    async def find_outbound(self, document_id: str) -> MessageView | None:
-        """Our outbound document with this DocumentId: its submission, else its first send."""
-        return await self._tx.read(lambda conn: reads.find_outbound(conn, document_id))
-
-    async def status_events(self, message_id: int) -> list[StatusEventView]:
-        """The status trail of one outbound item, oldest first."""
-        return await self._tx.read(lambda conn: reads.status_trail(conn, message_id))
-
-    async def history(self, id: int) -> list[JournalView]:
-        """Every journal row about one work item, in order."""
-        return await self._tx.read(lambda conn: journal.history(conn, id))
-
-    async def verify_chain(self) -> ChainCheck:
-        """Recompute the journal's hash chain, then replay it against every work item's row.
-
-        One read transaction: the chain and the rows are checked in the same snapshot
-        (``gateway log verify-chain``).
-        """
-
-        async def work(conn: AsyncConnection) -> ChainCheck:
-            return replay.combine(await journal.verify(conn), await replay.check_rows(conn))
-
-        return await self._tx.read(work)
-
-    async def list(
-        self,
-        *,
-        since: datetime | None = None,
-        until: datetime | None = None,
-        direction: str | None = None,
-        state: str | None = None,
-        kind: str | None = None,
-        parent_id: int | None = None,
-        limit: int = 100,
-    ) -> Views:
-        """Work items, newest first, filtered by receive time (``since <= received_at < until``).
-
-        Raises:
-            ValueError: an unknown state or kind, a naive time, or a limit below 1.
-        """
-        query = reads.list_query(
-            since=since, until=until, direction=direction, state=state, kind=kind, parent_id=parent_id, limit=limit
-        )
-        return await self._tx.read(lambda conn: reads.list_messages(conn, query))
-
-    async def search(
-        self,
-        *,
-        since: datetime | None = None,
-        until: datetime | None = None,
-        sender: str | None = None,
-        recipient: str | None = None,
-        code: str | None = None,
-        verdict: str | None = None,
-        direction: str | None = None,
-        text: str | None = None,
-        before_id: int | None = None,
-        limit: int = 50,
-    ) -> Views:
-        """The archivist's search: work items matching every given filter, newest first.
-
-        See ``search.search_query`` for the filters (``text``: words that must all occur).
-
-        Raises:
-            ValueError: a naive time, an unknown verdict or direction, or a limit below 1.
-            NotFound: ``before_id`` names no work item.
-        """
-        filters: dict[str, Any] = dict(since=since, until=until, sender=sender, recipient=recipient, code=code)
-        filters.update(verdict=verdict, direction=direction, text_query=text, before_id=before_id, limit=limit)
-        return await self._tx.read(lambda conn: search.run_search(conn, **filters))
-
-    async def count_by_state(self) -> dict[tuple[str, str], int]:
-        """How many work items there are of each (kind, state) (``/metrics``)."""
-        return await self._tx.read(search.count_by_state)
 
 
 async def _require_head(engine: AsyncEngine) -> None:

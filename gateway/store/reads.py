@@ -18,7 +18,7 @@ from gateway.store.records import MessageView, NotFound, StatusEventView
 from gateway.store.tables import KINDS, STATES, messages_table, status_events_table
 from gateway.store.writes import fetch
 
-__all__ = ["find_outbound", "get", "list_messages", "list_query", "status_trail"]
+__all__ = ["find_imap_by_sha256", "find_outbound", "get", "list_messages", "list_query", "status_trail"]
 
 M = messages_table
 S = status_events_table
@@ -42,6 +42,16 @@ async def find_outbound(conn: AsyncConnection, document_id: str) -> MessageView 
     )
     row = (await conn.execute(query)).mappings().first()
     return None if row is None else MessageView.from_row(row)
+
+
+async def find_imap_by_sha256(conn: AsyncConnection, sha256: str) -> list[MessageView]:
+    """The items taken from a mailbox (channel ``imap``) whose bytes hash to ``sha256``, oldest first.
+
+    No index covers ``sha256`` (yet): this reads the whole table, so callers ask only when the
+    spool already holds these bytes (a rare event: the same mail taken again).
+    """
+    query = select(M).where(M.c.sha256 == sha256, M.c.channel == "imap", M.c.imap_key.is_not(None)).order_by(M.c.id)
+    return [MessageView.from_row(r) for r in (await conn.execute(query)).mappings()]
 
 
 async def status_trail(conn: AsyncConnection, message_id: int) -> list[StatusEventView]:

@@ -35,6 +35,7 @@ __all__ = [
 ]
 
 SHA256_RE = re.compile(r"[0-9a-f]{64}")
+STATUS_CODE_RE = re.compile(r"[0-9]{2}")
 _MAX_TEXT = 4096
 _MAX_RECIPIENTS = 1000
 
@@ -185,7 +186,10 @@ class Intake:
     """A new work item, validated on construction (the only way rows are born).
 
     ``direction`` follows from ``kind`` (``inbound`` is in, everything else out). A ``send``
-    needs ``document_id`` and ``recipient``: together they are its unique key.
+    needs ``document_id`` and ``recipient``: together they are its unique key. A ``notice``
+    may carry the ``status_code`` of the status package it attaches (``"02"``), known when it
+    is composed; any other item learns its status code from its verified package (a verdict),
+    never at intake.
 
     Raises:
         ValueError: any field of the wrong type, shape or size.
@@ -202,6 +206,7 @@ class Intake:
     parent_id: int | None = None
     recipient: str | None = None
     document_id: str | None = None
+    status_code: str | None = None
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
@@ -222,6 +227,12 @@ class Intake:
         check_text("document_id", self.document_id, limit=255, optional=True)
         if self.kind == "send" and not (self.document_id and self.recipient):
             raise ValueError("a send needs document_id and recipient (its unique key)")
+        if self.status_code is not None:
+            if self.kind != "notice":
+                raise ValueError(f"status_code is set at intake for a notice only, not for kind {self.kind!r}")
+            code = self.status_code
+            if not isinstance(code, str) or not STATUS_CODE_RE.fullmatch(code) or not 1 <= int(code) <= 16:
+                raise ValueError(f"status_code must be an edXML status code, 01 to 16, not {code!r}")
 
     @property
     def direction(self) -> str:

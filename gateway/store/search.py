@@ -3,13 +3,16 @@
 Every value reaches the database as a bound parameter; no SQL is assembled from what a user
 typed. Free text is cut into words here and each word becomes one quoted FTS5 phrase (its
 ``"`` doubled), so ``OR``, ``NEAR``, ``*``, ``"``, ``%`` and ``_`` are words like any other,
-never syntax. All words must match (FTS5 joins phrases with AND).
+never syntax. All words must match (FTS5 joins phrases with AND). PostgreSQL answers the same:
+each word becomes a ``phraseto_tsquery`` of its tokens folded as FTS5 folds them
+(``folding.py``: diacritics optional, ``đ`` = ``d``), all ANDed, over each item's folded text.
 
 The indexes behind each filter come from revision 0002: ``ix_messages_from_organ`` (sender and
 receive time), ``ix_messages_code``, ``message_recipients`` (one row per recipient OrganId) and
-the text index (SQLite ``messages_fts``; PostgreSQL a GIN index on :data:`PG_DOCUMENT`). Results
-are newest first, and ``before_id`` (the last id of the previous page) pages backwards: keyset
-pagination, so a page never shifts when new mail arrives.
+the text index (SQLite ``messages_fts``; PostgreSQL, since revision 0004, a GIN index on
+:data:`PG_DOCUMENT` over ``message_search``). Results are newest first, and ``before_id`` (the
+last id of the previous page) pages backwards: keyset pagination, so a page never shifts when
+new mail arrives.
 
 "Newest first" means by receive time, then id (the indexes on ``received_at`` and on sender and
 receive time give that order without sorting). A search with words is the exception: the FTS5
@@ -37,10 +40,11 @@ from collections.abc import Sequence
 from datetime import date, datetime, timedelta
 from typing import Any, Final
 
-from sqlalchemy import Select, column, false, func, literal_column, select, table, text, tuple_
+from sqlalchemy import Boolean, ColumnElement, Select, column, false, func, literal_column, select, table, tuple_
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from gateway.clock import require_aware, to_vn
+from gateway.store.folding import fold_d, tokens
 from gateway.store.records import MessageView, NotFound
 from gateway.store.tables import (
     DIRECTIONS,
@@ -48,6 +52,7 @@ from gateway.store.tables import (
     FTS_TABLE,
     FTS_WORD_COLUMNS,
     message_recipients_table,
+    message_search_table,
     messages_table,
 )
 
@@ -60,6 +65,7 @@ __all__ = [
     "facet",
     "fts_query",
     "match_expression",
+    "pg_match",
     "run_search",
     "search_query",
     "words",
@@ -67,21 +73,19 @@ __all__ = [
 
 M = messages_table
 R = message_recipients_table
+T = message_search_table
 VERDICTS: Final = ("accepted", "refused", "deferred")
 """The verdicts a search can ask for (``gateway.verify.report.Verdict``)."""
 
-PG_DOCUMENT: Final = (
-    "to_tsvector('simple'::regconfig, translate(coalesce(subject, '') || ' ' || coalesce(code, '') || ' ' || "
-    "coalesce(document_id, '') || ' ' || coalesce(from_organ, '') || ' ' || coalesce(to_organs::text, '') || ' ' || "
-    "coalesce(findings::text, ''), 'đĐ', 'dD'))"
-)
-"""The searched text on PostgreSQL: exactly the expression of the GIN index ``ix_messages_search``
-(revision 0002), or the planner cannot use the index."""
+PG_DOCUMENT: Final = "to_tsvector('simple'::regconfig, folded)"
+"""The searched text on PostgreSQL (``message_search.folded``): exactly the expression of the GIN
+index ``ix_messages_search`` (revision 0004), or the planner cannot use the index."""
 
 FACET_PREFIXES: Final = {"sender": "s", "recipient": "r", "verdict": "v", "code": "c"}
 """The first letter of each filter's facet token (revision 0002's triggers use the same)."""
 
 _FTS = table(FTS_TABLE, column("rowid"), column(FTS_TABLE))
+_SIMPLE: Final[ColumnElement[Any]] = literal_column("'simple'::regconfig")
 _WORD = re.compile(r"[^\W_]")  # a letter or digit: what the tokenizer keeps
 _TICK = timedelta(microseconds=1)
 
@@ -91,8 +95,22 @@ def words(text: str) -> list[str]:
 
     A "word" without a letter or digit (``%``, ``"``, ``*``) indexes to nothing and is dropped.
     """
-    folded = text.replace("đ", "d").replace("Đ", "D")
-    return [w for w in folded.split() if _WORD.search(w)]
+    return [w for w in fold_d(text).split() if _WORD.search(w)]
+
+
+def pg_match(text: str) -> ColumnElement[bool]:
+    """PostgreSQL's condition for the words of ``text``: each word a phrase of its folded tokens, all ANDed.
+
+    The same as the FTS5 query (:func:`fts_query`): ``13/UBND-VP`` must occur as ``13 ubnd vp``
+    in that order, ``ha noi`` finds ``Hà Nội``. Each phrase is a bound parameter. No words: false.
+    """
+    phrases = [func.phraseto_tsquery(_SIMPLE, " ".join(tokens(w))) for w in words(text)]
+    if not phrases:
+        return false()
+    query: ColumnElement[Any] = phrases[0]
+    for phrase in phrases[1:]:
+        query = query.op("&&")(phrase)
+    return literal_column(PG_DOCUMENT).op("@@", return_type=Boolean)(query)
 
 
 def _phrase(word: str) -> str:
@@ -276,8 +294,7 @@ def _text(
     if not words(text_query):
         return query.where(false()).order_by(M.c.id.desc())
     if dialect == "postgresql":
-        document = text(f"{PG_DOCUMENT} @@ plainto_tsquery('simple'::regconfig, :words)")
-        query = query.where(document.bindparams(words=" ".join(words(text_query))))
+        query = query.join(T, T.c.message_id == M.c.id).where(pg_match(text_query))
     else:
         expression = match_expression(text_query, facets)
         if expression is None:  # an empty facet group: the range holds no work item

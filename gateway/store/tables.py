@@ -48,12 +48,14 @@ __all__ = [
     "JournalHead",
     "Message",
     "MessageRecipient",
+    "MessageSearch",
     "StatusEvent",
     "UTCDateTime",
     "foreign_to_metadata",
     "journal_head_table",
     "journal_table",
     "message_recipients_table",
+    "message_search_table",
     "messages_table",
     "metadata",
     "status_events_table",
@@ -240,6 +242,23 @@ class MessageRecipient(_Table, table=True):
     """A copy of ``messages.received_at`` (fixed at intake), so the index above can order by it."""
 
 
+class MessageSearch(_Table, table=True):
+    """A work item's searched text, folded (``folding.py``): PostgreSQL's text index (revision 0004).
+
+    Derived data, rewritten by the store whenever a searched column changes, only on
+    PostgreSQL: its GIN index ``ix_messages_search`` on ``to_tsvector('simple', folded)`` is
+    kept by hand (an expression index, like SQLite's FTS table). On SQLite the table stays
+    empty (the FTS5 table of revision 0002 holds the text there). A row without words has no
+    row here.
+    """
+
+    __tablename__ = "message_search"
+    __table_args__ = (ForeignKeyConstraint(["message_id"], ["messages.id"], name="fk_message_search_message_id"),)
+
+    message_id: int = Field(primary_key=True, sa_column_kwargs={"autoincrement": False})
+    folded: str = Field(sa_type=Text)
+
+
 class JournalEntry(_Table, table=True):
     """One row of the legal record: append-only, hash-chained (``journal.py``)."""
 
@@ -281,4 +300,5 @@ messages_table: Table = metadata.tables["messages"]
 status_events_table: Table = metadata.tables["status_events"]
 journal_table: Table = metadata.tables["journal"]
 message_recipients_table: Table = metadata.tables["message_recipients"]
+message_search_table: Table = metadata.tables["message_search"]
 journal_head_table: Table = metadata.tables["journal_head"]

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import importlib.util
 import tempfile
+import unicodedata
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta, timezone
@@ -39,7 +40,7 @@ FINDING = {
 # (day offset, sender, recipients, code, subject, verdict, findings)
 DOCS: list[tuple[int, str, list[str], str, str, str, list[dict[str, Any]]]] = [
     (0, HN, [HP], "12/UBND-VP", "Kiểm tra công tác phòng cháy chữa cháy", "accepted", []),
-    (1, HN, [TN, HP], "13/UBND-VP", "Báo cáo ngân sách nhà nước quý I", "accepted", []),
+    (1, HN, [TN, HP], "13/UBND-VP", "Báo cáo ngân sách nhà nước quý I của Hà Nội", "accepted", []),
     (2, HP, [HN], "45/STNMT-QLĐĐ", "Đề nghị phối hợp quản lý đất đai", "refused", [FINDING]),
     (3, BTC, [HN], "7/BTC-NSNN", "Hướng dẫn kiểm tra ngân sách", "deferred", []),
     (4, TN, [HN, HP], "99/SYT-NV", 'Tăng cường "an toàn" thực phẩm 100% OR NEAR *', "accepted", []),
@@ -47,35 +48,40 @@ DOCS: list[tuple[int, str, list[str], str, str, str, list[dict[str, Any]]]] = [
 ]
 
 
+async def seed(store: Store, clock: FixedClock) -> list[int]:
+    """Write DOCS (and one outbound submission) through the Store API; their ids, in DOCS order."""
+    ids = []
+    for n, (day, sender, to, code, subject, verdict, findings) in enumerate(DOCS):
+        clock.at = T0 + timedelta(days=day)
+        item = await store.record_intake(Intake(kind="inbound", channel="smtp", sha256=sha(f"m{n}"), size=100))
+        await store.record_verdict(
+            item.id,
+            {"verdict": verdict, "findings": findings},
+            verdict=verdict,
+            findings=findings,
+            document_id=f"{sender},2025-03-{10 + day:02d}T08:00:00+07:00,{code}",
+            from_organ=sender,
+            to_organs=to,
+            code=code,
+            subject=subject,
+        )
+        ids.append(item.id)
+    clock.at = T0 + timedelta(days=6)  # one of ours: a submission, direction out
+    out = await store.record_intake(Intake(kind="submission", channel="submission", sha256=sha("out"), size=9))
+    await store.transition(out.id, "active", reason="claimed")
+    await store.transition(
+        out.id, "sealed", reason="sealed", from_organ=HP, to_organs=[HN], code="5/UBND-VP", subject="Giấy mời họp"
+    )
+    ids.append(out.id)
+    return ids
+
+
 @asynccontextmanager
 async def seeded(tmp_path: Path) -> AsyncIterator[tuple[Store, list[int]]]:
     clock = FixedClock(T0)
     store = await Store.open(db_url(tmp_path), clock=clock)
-    ids = []
     try:
-        for n, (day, sender, to, code, subject, verdict, findings) in enumerate(DOCS):
-            clock.at = T0 + timedelta(days=day)
-            item = await store.record_intake(Intake(kind="inbound", channel="smtp", sha256=sha(f"m{n}"), size=100))
-            await store.record_verdict(
-                item.id,
-                {"verdict": verdict, "findings": findings},
-                verdict=verdict,
-                findings=findings,
-                document_id=f"{sender},2025-03-{10 + day:02d}T08:00:00+07:00,{code}",
-                from_organ=sender,
-                to_organs=to,
-                code=code,
-                subject=subject,
-            )
-            ids.append(item.id)
-        clock.at = T0 + timedelta(days=6)  # one of ours: a submission, direction out
-        out = await store.record_intake(Intake(kind="submission", channel="submission", sha256=sha("out"), size=9))
-        await store.transition(out.id, "active", reason="claimed")
-        await store.transition(
-            out.id, "sealed", reason="sealed", from_organ=HP, to_organs=[HN], code="5/UBND-VP", subject="Giấy mời họp"
-        )
-        ids.append(out.id)
-        yield store, ids
+        yield store, await seed(store, clock)
     finally:
         await store.close()
 
@@ -105,58 +111,69 @@ def test_no_filter_finds_everything_newest_first(tmp_path: Path) -> None:
     assert found(tmp_path) == [6, 5, 4, 3, 2, 1, 0]
 
 
-@pytest.mark.parametrize(
-    ("options", "expected"),
-    [
-        ({"sender": HN}, [5, 1, 0]),
-        ({"recipient": HP}, [4, 1, 0]),
-        ({"recipient": BTC}, [5]),
-        ({"code": "45/STNMT-QLĐĐ"}, [2]),
-        ({"code": "45/STNMT"}, []),  # exact, not a prefix
-        ({"verdict": "refused"}, [2]),
-        ({"verdict": "DEFERRED"}, [3]),
-        ({"direction": "out"}, [6]),
-        ({"direction": "in", "sender": HP}, [2]),
-        # Vietnam dates: 2025-03-11 is 10 Mar 17:00 UTC .. 11 Mar 17:00 UTC; --to includes the day.
-        ({"from_": "2025-03-11", "to": "2025-03-12"}, [2, 1]),
-        ({"from_": "2025-03-11T08:00:00", "to": "2025-03-11T08:00:01"}, [1]),
-        ({"from_": "2025-03-11T01:00:00Z", "to": "2025-03-11T01:00:00.000001+00:00"}, [1]),
-        ({"sender": HN, "from_": "2025-03-11", "recipient": TN}, [1]),
-        ({"sender": HN, "verdict": "refused"}, []),
-    ],
-)
+FILTER_CASES: list[tuple[dict[str, Any], list[int]]] = [
+    ({"sender": HN}, [5, 1, 0]),
+    ({"recipient": HP}, [4, 1, 0]),
+    ({"recipient": BTC}, [5]),
+    ({"code": "45/STNMT-QLĐĐ"}, [2]),
+    ({"code": "45/STNMT"}, []),  # exact, not a prefix
+    ({"verdict": "refused"}, [2]),
+    ({"verdict": "DEFERRED"}, [3]),
+    ({"direction": "out"}, [6]),
+    ({"direction": "in", "sender": HP}, [2]),
+    # Vietnam dates: 2025-03-11 is 10 Mar 17:00 UTC .. 11 Mar 17:00 UTC; --to includes the day.
+    ({"from_": "2025-03-11", "to": "2025-03-12"}, [2, 1]),
+    ({"from_": "2025-03-11T08:00:00", "to": "2025-03-11T08:00:01"}, [1]),
+    ({"from_": "2025-03-11T01:00:00Z", "to": "2025-03-11T01:00:00.000001+00:00"}, [1]),
+    ({"sender": HN, "from_": "2025-03-11", "recipient": TN}, [1]),
+    ({"sender": HN, "verdict": "refused"}, []),
+]
+"""Every filter alone and combined: (``build_filter`` options, positions in DOCS found, newest first)."""
+
+
+@pytest.mark.parametrize(("options", "expected"), FILTER_CASES)
 def test_each_filter_and_combinations(tmp_path: Path, options: dict[str, Any], expected: list[int]) -> None:
     """Issue 6: dates (Vietnam days), sender, recipient, number/notation, verdict, direction."""
     assert found(tmp_path, **options) == expected
 
 
-@pytest.mark.parametrize(
-    ("words", "expected"),
-    [
-        ("kiểm tra", [3, 0]),
-        ("kiem tra", [3, 0]),  # without diacritics
-        ("KIỂM TRA ngân", [3]),  # every word must occur; case does not matter
-        ("don doc chuyen doi so", [5]),  # đ folded to d
-        ("Đôn đốc", [5]),
-        ("13/UBND-VP", [1]),  # the number/notation as words
-        ("UBND", [6, 5, 1, 0]),
-        ("pdf-signature-invalid", [2]),  # a finding's code
-        ("altered", [2]),  # its English text
-        ("sửa đổi", [2]),  # its Vietnamese text
-        (BTC, [5, 3]),  # an OrganId as sender or recipient
-        ("2025-03-12T08", [2]),  # part of a DocumentId
-        ("trời", []),
-    ],
-)
+WORD_CASES: list[tuple[str, list[int]]] = [
+    ("kiểm tra", [3, 0]),
+    ("kiem tra", [3, 0]),  # without diacritics
+    ("KIỂM TRA ngân", [3]),  # every word must occur; case does not matter
+    ("don doc chuyen doi so", [5]),  # đ folded to d
+    ("Đôn đốc", [5]),
+    ("13/UBND-VP", [1]),  # the number/notation as words
+    ("UBND", [6, 5, 1, 0]),
+    ("pdf-signature-invalid", [2]),  # a finding's code
+    ("altered", [2]),  # its English text
+    ("sửa đổi", [2]),  # its Vietnamese text
+    (BTC, [5, 3]),  # an OrganId as sender or recipient
+    ("2025-03-12T08", [2]),  # part of a DocumentId
+    ("trời", []),
+    ("ha noi", [1]),  # without diacritics (PostgreSQL too: revision 0004)
+    ("HÀ NỘI", [1]),
+    (unicodedata.normalize("NFD", "hà nội"), [1]),  # typed decomposed
+    ("dat dai", [2]),  # đ = d both ways
+    ("ĐẤT ĐAI", [2]),
+    ("UBND-VP", [6, 5, 1, 0]),  # one word is one phrase: its parts in order ...
+    ("VP-UBND", []),  # ... not merely all present
+    ("noi-13", []),  # nor across two fields (doc 1: subject "... Hà Nội", then code "13/UBND-VP")
+]
+"""Words: (what the archivist typed, positions in DOCS found, newest first); the same on both databases."""
+
+
+@pytest.mark.parametrize(("words", "expected"), WORD_CASES)
 def test_text_search_words(tmp_path: Path, words: str, expected: list[int]) -> None:
     assert found(tmp_path, text=words) == expected
 
 
-@pytest.mark.parametrize(
-    "hostile",
-    ['"', '""', "'", "' OR 1=1 --", "%", "_", "%%", "*", "AND NOT", "a NEAR/2 b", "kiể*", "(", ")",
-     "subject:kiểm", "^kiể", "{subject} : x", "+", "-", "\\", "; DROP TABLE messages; --"],
-)  # fmt: skip
+HOSTILE = ['"', '""', "'", "' OR 1=1 --", "%", "_", "%%", "*", "AND NOT", "a NEAR/2 b", "kiể*", "(", ")",
+           "subject:kiểm", "^kiể", "{subject} : x", "+", "-", "\\", "; DROP TABLE messages; --"]  # fmt: skip
+"""Free text that is syntax somewhere (SQL, FTS5, tsquery): words here, or nothing."""
+
+
+@pytest.mark.parametrize("hostile", HOSTILE)
 def test_hostile_text_is_words_not_syntax(tmp_path: Path, hostile: str) -> None:
     """Quotes, %, _, FTS operators: never an error, never syntax (they match as words or not at all)."""
 
@@ -289,14 +306,14 @@ def test_words_become_quoted_phrases() -> None:
 
 
 def test_the_postgresql_search_expression_is_the_migrations_index() -> None:
-    """The planner uses the GIN index only for the very expression it indexes."""
-    spec = importlib.util.spec_from_file_location("revision_0002", SCRIPTS / "versions" / "0002_search.py")
+    """The planner uses the GIN index only for the very expression it indexes (revision 0004's)."""
+    spec = importlib.util.spec_from_file_location("revision_0004", SCRIPTS / "versions" / "0004_folded_search.py")
     assert spec is not None
     assert spec.loader is not None
     migration = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(migration)
     assert migration.PG_DOCUMENT == store_search.PG_DOCUMENT
-    assert f"USING gin (({store_search.PG_DOCUMENT}))" in migration.PG_UP[0]
+    assert f"ON message_search USING gin (({store_search.PG_DOCUMENT}))" in migration.PG_UP[-1]
 
 
 def test_the_index_follows_updates_of_the_searched_columns(tmp_path: Path) -> None:
@@ -323,25 +340,27 @@ def test_count_by_state(tmp_path: Path) -> None:
     assert run(tmp_path, work) == {("inbound", "incoming"): 6, ("submission", "sealed"): 1}
 
 
-@pytest.mark.parametrize(
-    ("options", "expected"),
-    [
-        ({"text": "kiểm tra", "from_": "2025-03-13"}, [3]),
-        ({"text": "kiểm tra", "to": "2025-03-12"}, [0]),
-        ({"text": "kiem tra", "from_": "2025-03-10", "to": "2025-03-13"}, [3, 0]),
-        ({"text": "kiểm tra", "from_": "2025-03-11", "to": "2025-03-12"}, []),
-        ({"text": "ngân sách", "sender": BTC}, [3]),
-        ({"text": "ngân sách", "recipient": HP}, [1]),
-        ({"text": "UBND", "verdict": "accepted"}, [5, 1, 0]),
-        ({"text": "UBND", "code": "5/UBND-VP"}, [6]),
-        ({"text": "UBND", "direction": "out"}, [6]),
-        ({"text": "UBND", "from_": "2026-01-01"}, []),  # after every row
-        ({"text": "UBND", "to": "2024-01-01"}, []),  # before every row
-        ({"text": "UBND", "from_": "2020-01-01", "to": "2030-12-31"}, [6, 5, 1, 0]),  # clipped to the data
-        ({"text": "UBND", "sender": HN, "from_": "2025-03-11", "recipient": TN}, [1]),
-        ({"text": "ngân sách", "verdict": "deferred", "from_": "2025-03-13", "to": "2025-03-13"}, [3]),
-    ],
-)
+WORDS_WITH_FILTERS: list[tuple[dict[str, Any], list[int]]] = [
+    ({"text": "kiểm tra", "from_": "2025-03-13"}, [3]),
+    ({"text": "kiểm tra", "to": "2025-03-12"}, [0]),
+    ({"text": "kiem tra", "from_": "2025-03-10", "to": "2025-03-13"}, [3, 0]),
+    ({"text": "kiểm tra", "from_": "2025-03-11", "to": "2025-03-12"}, []),
+    ({"text": "ngân sách", "sender": BTC}, [3]),
+    ({"text": "ngân sách", "recipient": HP}, [1]),
+    ({"text": "UBND", "verdict": "accepted"}, [5, 1, 0]),
+    ({"text": "UBND", "code": "5/UBND-VP"}, [6]),
+    ({"text": "UBND", "direction": "out"}, [6]),
+    ({"text": "UBND", "from_": "2026-01-01"}, []),  # after every row
+    ({"text": "UBND", "to": "2024-01-01"}, []),  # before every row
+    ({"text": "UBND", "from_": "2020-01-01", "to": "2030-12-31"}, [6, 5, 1, 0]),  # clipped to the data
+    ({"text": "UBND", "sender": HN, "from_": "2025-03-11", "recipient": TN}, [1]),
+    ({"text": "ngân sách", "verdict": "deferred", "from_": "2025-03-13", "to": "2025-03-13"}, [3]),
+    ({"text": "ha noi", "sender": HN, "recipient": TN, "from_": "2025-03-11", "to": "2025-03-11"}, [1]),
+]
+"""Words with other filters: (options, positions in DOCS found, newest first)."""
+
+
+@pytest.mark.parametrize(("options", "expected"), WORDS_WITH_FILTERS)
 def test_words_with_filters(tmp_path: Path, options: dict[str, Any], expected: list[int]) -> None:
     """Words and filters meet in the text index (revision 0002's facet tokens): same answers as the filters."""
     assert found(tmp_path, **options) == expected

@@ -40,6 +40,9 @@ class MemorySpool:
     def writer(self) -> MemoryWriter:
         return MemoryWriter(self)
 
+    def exists(self, sha256: str) -> bool:
+        return sha256 in self.files
+
 
 @dataclass
 class MemoryWriter:
@@ -113,6 +116,10 @@ class MemoryStore:
 
     async def get(self, id: int) -> MessageView | None:
         return self.rows.get(id)
+
+    async def find_imap_by_sha256(self, sha256: str) -> list[MessageView]:
+        self.calls.append("find_imap_by_sha256")
+        return [row for row in self.rows.values() if row.sha256 == sha256 and row.channel == "imap" and row.imap_key]
 
 
 def disk_full() -> TransientError:

@@ -53,7 +53,7 @@ async def opened(url: str, clock: Clock | None = None, **options: Any) -> AsyncI
 
 
 def _ours(name: str | None, type_: str, _parents: Any) -> bool:
-    # Revision 0002's text index is an expression index kept by hand, like SQLite's FTS tables.
+    # The text index (revision 0004, on message_search) is an expression index kept by hand.
     return not (type_ == "index" and name == "ix_messages_search")
 
 

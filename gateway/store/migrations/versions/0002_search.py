@@ -20,8 +20,8 @@ Written by hand (issue 6, benchmark P5: a search over 1 000 000 rows answers und
   text on insert and, on an update of a searched or faceted column, delete the old text
   (recomputed from ``OLD``, which is what was indexed) and insert the new. PostgreSQL: a GIN
   index on the same text as a ``tsvector``
-  (``simple`` configuration); ``gateway.store.search`` queries exactly this expression, so the
-  planner can use the index (``tests/archive/test_search.py`` checks the two stay identical).
+  (``simple`` configuration); ``gateway.store.search`` queried exactly this expression, so the
+  planner could use the index. Revision 0004 replaces it with an index on folded text.
 
 The facets (SQLite only) let words and filters meet inside the FTS index: without them,
 "words over a quarter two years ago" walks every match of the words newest first until the
@@ -146,7 +146,7 @@ PG_DOCUMENT = (
     "coalesce(document_id, '') || ' ' || coalesce(from_organ, '') || ' ' || coalesce(to_organs::text, '') || ' ' || "
     "coalesce(findings::text, ''), 'đĐ', 'dD'))"
 )
-"""The searched text on PostgreSQL; ``gateway.store.search.PG_DOCUMENT`` must be the same string."""
+"""The searched text on PostgreSQL up to revision 0004 (which indexes ``message_search.folded`` instead)."""
 
 PG_UP = (
     f"CREATE INDEX ix_messages_search ON messages USING gin (({PG_DOCUMENT}))",
