@@ -12,11 +12,13 @@ standing, so each :class:`TimelineEntry` says where its time comes from:
 Everything is read, nothing written. Times stay aware UTC in memory and are shown as ISO 8601
 +07:00 (``to_json``).
 
-A notice we sent (a child of kind ``notice``) carries no status code in its row: what it was (a
-status 01, a status 02, or a plain-text mail) is written in the spooled mail's
-``X-Gateway-Notice`` header (``gateway.pipeline.notices.notice_kind``). Given the spool,
-:func:`load_record` reads it from there; without the spool, or when the mail cannot be read,
-the timeline says "notice sent" and names no code rather than guess.
+A notice we sent (a child of kind ``notice``) carries in its row the code of the status package
+it attached (``01``, ``02``), recorded when the notice was made; the record names it from there.
+A row without one is a plain-text notice, or a notice recorded before rows carried their code:
+for those, what it was (a status 01, a status 02, or a plain-text mail) is read from the spooled
+mail's ``X-Gateway-Notice`` header (``gateway.pipeline.notices.notice_kind``) when
+:func:`load_record` is given the spool; without the spool, or when the mail cannot be read, the
+timeline says "notice sent" and names no code rather than guess.
 """
 
 from __future__ import annotations
@@ -226,7 +228,8 @@ class DocumentRecord:
     children: tuple[MessageView, ...]
     parent: MessageView | None
     notice_kinds: Mapping[int, NoticeKind] = field(default_factory=dict)
-    """Child notice id → ``status-01``, ``status-02`` or ``plain``, as read from the spool (when known)."""
+    """Child notice id → ``status-01``, ``status-02`` or ``plain``, read from the spool for notices whose
+    row has no status code (plain ones, and those recorded before rows carried it), when known."""
 
     def timeline(self) -> list[TimelineEntry]:
         """Every dated step, oldest first (ties keep the order: system steps, then claims)."""
@@ -330,7 +333,11 @@ def message_json(m: MessageView) -> dict[str, Any]:
 
 
 async def _notice_kinds(spool: Spool | None, children: tuple[MessageView, ...]) -> dict[int, NoticeKind]:
-    """What each notice child without a status code was, read from its spooled mail."""
+    """What each notice child without a status code in its row was, read from its spooled mail.
+
+    A fallback: a status notice's row carries its code (``prepare_notice``); plain notices and
+    rows recorded before that have none, and only their mail's header says what they were.
+    """
     kinds: dict[int, NoticeKind] = {}
     for child in children:
         if spool is None or child.kind != "notice" or child.status_code is not None:
@@ -352,8 +359,9 @@ async def load_record(store: Store, id: int, *, spool: Spool | None = None) -> D
     Args:
         store: the receipt log.
         id: the work item.
-        spool: where to read what each notice we sent was (status 01, 02 or plain text);
-            without it, the timeline says "notice sent" with no code.
+        spool: where to read what a notice without a status code in its row was (plain text,
+            or a status notice recorded before rows carried their code); without it, such a
+            notice is shown as "notice sent" with no code.
 
     Raises:
         NotFound: no work item ``id``.

@@ -1,10 +1,15 @@
 """Notices to the sender of an inbound mail: status 01 (arrived), status 02 (refused), plain text.
 
 A notice is a work item of kind ``notice``: the mail is composed and spooled here and recorded
-``incoming`` with its cause (``parent_id``) and its ``recipient``; ``process_notice`` (the
+``incoming`` with its cause (``parent_id``), its ``recipient`` and the code of the status package
+it attaches (``status_code``: ``01`` or ``02``; ``None`` for plain text); ``process_notice`` (the
 sending half) sends it like any other outbound mail, with retries. Status packages are built
 with ``make_status``, written with ``build`` and signed with our organisation key, so the
 sender's gateway can verify them like any package.
+
+The search and the archivist's record read a notice's status code from its row. The mail also
+names its kind in ``NOTICE_HEADER`` (read by ``notice_kind``): for rows recorded before notices
+carried their code, and for plain notices, that header is the only witness.
 
 Why each text says what it says: Decree 30 Art. 21.2.b and Hải Phòng Art. 17.3 require the
 sender to be told *why* a document was refused, so the 02's Description carries every decisive
@@ -273,7 +278,8 @@ async def prepare_notice(
         text: the body (Vietnamese, then English).
 
     Returns:
-        The notice's ``Intake`` (kind ``notice``, channel ``internal``, ``parent_id``, ``recipient``).
+        The notice's ``Intake`` (kind ``notice``, channel ``internal``, ``parent_id``, ``recipient``,
+        and the ``status_code`` of the package it attaches: ``01``, ``02``, or ``None`` for plain).
 
     Raises:
         ValueError: a status notice without its package, or a plain one with a package.
@@ -310,6 +316,7 @@ async def prepare_notice(
         parent_id=parent.id,
         recipient=recipient,
         document_id=parent.document_id,
+        status_code=status_code,
     )
 
 

@@ -51,7 +51,6 @@ import asyncio
 import logging
 from collections.abc import Mapping, Sequence
 from datetime import timedelta
-from email.parser import BytesHeaderParser
 from typing import TYPE_CHECKING, Any
 
 from gateway.clock import iso_vn
@@ -59,8 +58,9 @@ from gateway.edxml.model import DocumentPackage, StatusPackage
 from gateway.errors import PermanentError, TransientError
 from gateway.pipeline.context import PipelineContext, backoff, delivery_key
 from gateway.pipeline.mails import FoundPackage, find_package, header_lines
-from gateway.pipeline.notices import Reason, prepare_notice, reasons_of, status_01, status_02, text_01, text_02
+from gateway.pipeline.notices import reasons_of
 from gateway.pipeline.ports import SpooledMail
+from gateway.pipeline.replies import arrival_notices, refusal_notices
 from gateway.pipeline.waiter import InlineVerdict
 from gateway.verify.envelope import read_package
 from gateway.verify.package import verify_and_read
@@ -69,6 +69,8 @@ from gateway.verify.report import Verdict
 if TYPE_CHECKING:
     from gateway.store import Intake, MessageView
 
+# ``arrival_notices`` lives in ``gateway.pipeline.replies``; it stays importable from here, where
+# ``gateway.pipeline.admin`` has always found it.
 __all__ = ["arrival_notices", "mail_report", "process_inbound", "read_carried"]
 
 log = logging.getLogger(__name__)
@@ -108,7 +110,7 @@ async def _process(item: MessageView, ctx: PipelineContext) -> None:
     found = find_package(mail)
     if found.package is None:
         report: Mapping[str, Any] = mail_report(found, item.sha256, item.size, ctx)
-        notices = await _refusal_notices(item, ctx, mail, None, reasons_of(report))
+        notices = await refusal_notices(item, ctx, mail, None, reasons_of(report))
         await _record(item, ctx, report, to_state="refused", children=notices)
         return
     # Only one copy of the package at a time (issue 7, P4): the mail is not needed while
@@ -127,7 +129,7 @@ async def _process(item: MessageView, ctx: PipelineContext) -> None:
         return
     if verified.verdict is Verdict.REFUSED:
         mail = await ctx.spool.get(item.sha256)
-        notices = await _refusal_notices(item, ctx, mail, package, reasons_of(verified))
+        notices = await refusal_notices(item, ctx, mail, package, reasons_of(verified))
         await _record(item, ctx, report, to_state="refused", children=notices)
         return
     arrivals = await arrival_notices(item, ctx, package) if isinstance(package, DocumentPackage) else []
@@ -268,70 +270,6 @@ async def _after_acceptance(
         )
 
 
-async def arrival_notices(item: MessageView, ctx: PipelineContext, package: DocumentPackage) -> list[Intake]:
-    """Compose and spool the status 01 notices about an arrived document, not yet recorded.
-
-    The caller records them in the same transaction as their cause (the acceptance here, an
-    admin's release in ``gateway.pipeline.admin``).
-
-    Args:
-        item: the inbound work item.
-        ctx: the pipeline context.
-        package: the document package.
-
-    Returns:
-        One notice per address of the sender (the directory's, else the envelope sender's);
-        none when there is nobody to tell.
-
-    Raises:
-        ValueError: the document cannot be answered (``status_01``).
-        TransientError: the spool cannot take a notice now.
-    """
-    recipients = _sender_addresses(item, ctx, package.header.from_.organ_id)
-    if not recipients:
-        log.warning("inbound %s: nobody to send status 01 to (no directory entry, null sender)", item.id)
-        return []
-    signed = status_01(ctx, item, package)
-    subject, text = text_01(ctx, item, package)
-    return [
-        await prepare_notice(
-            ctx, parent=item, recipient=r, kind="status-01", package=signed, subject=subject, text=text
-        )
-        for r in recipients
-    ]
-
-
-async def _refusal_notices(
-    item: MessageView, ctx: PipelineContext, mail: bytes, package: Package | None, reasons: tuple[Reason, ...]
-) -> list[Intake]:
-    if isinstance(package, DocumentPackage):
-        try:
-            signed: bytes | None = status_02(ctx, item, package, reasons)
-        except ValueError as exc:  # no From OrganId, no way to name the document: plain text
-            log.info("inbound %s: no status 02 possible (%s); plain notice", item.id, exc)
-            signed = None
-        if signed is not None:
-            recipients = _sender_addresses(item, ctx, package.header.from_.organ_id)
-            if not recipients:
-                log.warning("inbound %s: refused, nobody to send status 02 to", item.id)
-            subject, text = text_02(package, reasons, signed=True)
-            return [
-                await prepare_notice(
-                    ctx, parent=item, recipient=r, kind="status-02", package=signed, subject=subject, text=text
-                )
-                for r in recipients
-            ]
-    # Plain text, to the envelope sender only, and never to automatic mail (mail loops).
-    if _null_sender(item.mail_from) or _auto_submitted(mail):
-        log.info("inbound %s: refused; no plain notice to a null sender or automatic mail", item.id)
-        return []
-    subject, text = text_02(package, reasons, signed=False)
-    notice = await prepare_notice(
-        ctx, parent=item, recipient=item.mail_from, kind="plain", package=None, subject=subject, text=text
-    )
-    return [notice]
-
-
 async def _status_event(item: MessageView, ctx: PipelineContext, package: StatusPackage) -> None:
     document_id = package.response_for.document_id
     outbound = None if document_id is None else await ctx.store.find_outbound(document_id)
@@ -385,19 +323,3 @@ async def _defer(item: MessageView, ctx: PipelineContext, error: str) -> None:
         await ctx.store.hold(item.id, move["reason"])
     else:
         await ctx.store.defer(item.id, until=move["next_attempt_at"], error=error)
-
-
-def _sender_addresses(item: MessageView, ctx: PipelineContext, organ_id: str | None) -> tuple[str, ...]:
-    agency = ctx.directory.get(organ_id)
-    if agency is not None and agency.mail:
-        return agency.mail
-    return () if _null_sender(item.mail_from) else (item.mail_from,)
-
-
-def _null_sender(address: str) -> bool:
-    return address.strip() in ("", "<>")
-
-
-def _auto_submitted(mail: bytes) -> bool:
-    value = BytesHeaderParser().parsebytes(mail).get("Auto-Submitted")
-    return value is not None and str(value).strip().lower() not in ("", "no")
