@@ -18,12 +18,14 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
+from alembic import command
+from sqlalchemy.engine import Connection
 
 from gateway.archive.search import FilterError, SearchFilter, build_filter, parse_when, search
 from gateway.clock import FixedClock
 from gateway.store import Intake, Store
 from gateway.store import search as store_search
-from gateway.store.migrate import SCRIPTS
+from gateway.store.migrate import SCRIPTS, alembic_config
 from gateway.store.tables import FTS_FACETS, FTS_WORD_COLUMNS
 from tests.store.helpers import db_url, sha
 
@@ -156,6 +158,8 @@ WORD_CASES: list[tuple[str, list[int]]] = [
     (unicodedata.normalize("NFD", "hà nội"), [1]),  # typed decomposed
     ("dat dai", [2]),  # đ = d both ways
     ("ĐẤT ĐAI", [2]),
+    ("QLĐĐ", [2]),  # đ = d in the number/notation too (SQLite: revision 0005)
+    ("45/stnmt-qldd", [2]),
     ("UBND-VP", [6, 5, 1, 0]),  # one word is one phrase: its parts in order ...
     ("VP-UBND", []),  # ... not merely all present
     ("noi-13", []),  # nor across two fields (doc 1: subject "... Hà Nội", then code "13/UBND-VP")
@@ -331,6 +335,35 @@ def test_the_index_follows_updates_of_the_searched_columns(tmp_path: Path) -> No
     assert old == []
     assert len(new) == 1
     assert to == [2, 1]
+
+
+def _migrate(connection: Connection, revision: str) -> None:
+    if revision == "0004":
+        command.downgrade(alembic_config(connection), revision)
+    else:
+        command.upgrade(alembic_config(connection), revision)
+
+
+def test_revision_0005_reindexes_the_rows_already_there_with_d_folded_everywhere(tmp_path: Path) -> None:
+    """Down to 0004 (revision 0002's folding: a notation's Đ is not found), up to 0005: found; the
+    triggers and the index agree afterwards (an update removes exactly the text it indexed)."""
+
+    async def work(store: Store, ids: list[int]) -> list[list[int]]:
+        now = T0 + timedelta(days=30)
+        answers = []
+        for revision in ("0004", "0005"):
+            async with store.engine.begin() as conn:
+                await conn.run_sync(_migrate, revision)
+            answers.append([ids.index(v.id) for v in (await search(store, build_filter(text="QLĐĐ", now=now))).items])
+        document_id = f"{HP},2025-03-12T08:00:00+07:00,46/QĐ-UBND"
+        await store.transition(ids[2], "active", reason="claimed", code="46/QĐ-UBND", document_id=document_id)
+        for words in ("QLĐĐ", "qd-ubnd", "46/QĐ-UBND"):
+            answers.append([ids.index(v.id) for v in (await search(store, build_filter(text=words, now=now))).items])
+        async with store.engine.begin() as conn:
+            await conn.exec_driver_sql("INSERT INTO messages_fts(messages_fts) VALUES ('integrity-check')")
+        return answers
+
+    assert run(tmp_path, work) == [[], [2], [], [2], [2]]
 
 
 def test_count_by_state(tmp_path: Path) -> None:

@@ -90,12 +90,6 @@ def test_operator_words_in_a_subject_are_found_as_words(seeded_pg: Seeded) -> No
     assert found(seeded_pg, text="100%") == [4]
 
 
-def test_d_is_folded_in_every_field(seeded_pg: Seeded) -> None:
-    """``đ`` = ``d`` in the number/notation too (SQLite's triggers fold only the subject and findings)."""
-    assert found(seeded_pg, text="QLĐĐ") == [2]
-    assert found(seeded_pg, text="45/stnmt-qldd") == [2]
-
-
 def test_pages_with_words_continue_exactly(seeded_pg: Seeded) -> None:
     url, ids = seeded_pg
 

@@ -2,7 +2,7 @@
 
 Revision ID: 0002
 Revises: 0001
-Create Date: 2026-11-28
+Create Date: 2026-11-21
 
 Written by hand (issue 6, benchmark P5: a search over 1 000 000 rows answers under 50 ms):
 
@@ -12,16 +12,17 @@ Written by hand (issue 6, benchmark P5: a search over 1 000 000 rows answers und
   range, newest first" walks one index instead of reading JSON;
 * the text index. SQLite: ``messages_fts``, an FTS5 table (``unicode61 remove_diacritics 2``, so
   "kiem tra" finds "kiểm tra"; ``đ`` is folded to ``d`` by the triggers, which unicode61 does
-  not do) over the subject, number/notation, DocumentId, the sender and recipient OrganIds and
-  the findings (codes, Vietnamese and English text), plus a ``facets`` column of tokens made
-  here from the row's filter values (see below). It is contentless (``content=''``): the
-  findings and facets columns are derived text, not columns of ``messages``, so an
-  external-content table would index something else on ``rebuild``. Triggers insert a row's
-  text on insert and, on an update of a searched or faceted column, delete the old text
-  (recomputed from ``OLD``, which is what was indexed) and insert the new. PostgreSQL: a GIN
-  index on the same text as a ``tsvector``
-  (``simple`` configuration); ``gateway.store.search`` queried exactly this expression, so the
-  planner could use the index. Revision 0004 replaces it with an index on folded text.
+  not do: here in the subject and the findings only, in every column from revision 0005; the
+  SQL is built by ``gateway.store.ftsindex``) over the subject, number/notation, DocumentId,
+  the sender and recipient OrganIds and the findings (codes, Vietnamese and English text), plus
+  a ``facets`` column of tokens made here from the row's filter values (see below). It is
+  contentless (``content=''``): the findings and facets columns are derived text, not columns
+  of ``messages``, so an external-content table would index something else on ``rebuild``.
+  Triggers insert a row's text on insert and, on an update of a searched or faceted column,
+  delete the old text (recomputed from ``OLD``, which is what was indexed) and insert the new.
+  PostgreSQL: a GIN index on the same text as a ``tsvector`` (``simple`` configuration);
+  ``gateway.store.search`` queried exactly this expression, so the planner could use the index.
+  Revision 0004 replaces it with an index on folded text.
 
 The facets (SQLite only) let words and filters meet inside the FTS index: without them,
 "words over a quarter two years ago" walks every match of the words newest first until the
@@ -45,10 +46,10 @@ Existing rows are indexed here, in the same transaction.
 
 from __future__ import annotations
 
-# The SQL below is built from constants of this module only (S608 cannot tell).
 import sqlalchemy as sa
 from alembic import op
 
+from gateway.store.ftsindex import create_triggers, index_all
 from gateway.store.tables import UTCDateTime
 
 revision = "0002"
@@ -56,63 +57,11 @@ down_revision: str | None = "0001"
 branch_labels: str | None = None
 depends_on: str | None = None
 
-_SEARCHED = ("subject", "code", "document_id", "from_organ", "to_organs", "findings")
-
-
-def _fold(sql: str) -> str:
-    return f"replace(replace({sql}, 'đ', 'd'), 'Đ', 'D')"
-
-
-def _fts_values(row: str) -> str:
-    """The indexed text of one row (``row`` is ``NEW``, ``OLD`` or ``messages``), in FTS column order."""
-    organs = (
-        f"trim(coalesce({row}.from_organ, '') || ' ' || coalesce((SELECT group_concat(value, ' ') "  # noqa: S608
-        f"FROM json_each(CASE WHEN json_valid({row}.to_organs) THEN {row}.to_organs END)), ''))"
-    )
-    findings = _fold(
-        "(SELECT group_concat(coalesce(json_extract(value, '$.code'), '') || ' ' || "  # noqa: S608
-        "coalesce(json_extract(value, '$.message_vi'), '') || ' ' || "
-        "coalesce(json_extract(value, '$.message_en'), ''), ' ') "
-        f"FROM json_each(CASE WHEN json_valid({row}.findings) THEN {row}.findings END) "
-        "WHERE json_type(value) = 'object')"
-    )
-    return f"{row}.id, {_fold(f'{row}.subject')}, {row}.code, {row}.document_id, {organs}, {findings}, {_facets(row)}"
-
-
-def _hex_token(prefix: str, sql: str) -> str:
-    return f"coalesce(' {prefix}' || lower(hex({sql})), '')"
-
-
-def _facets(row: str) -> str:
-    """The facet tokens of one row (the module docstring says which)."""
-    day = f"strftime('%Y%m%d', substr({row}.received_at, 1, 19), '+7 hours')"
-    array = f"CASE WHEN json_valid({row}.to_organs) AND json_type({row}.to_organs) = 'array' THEN {row}.to_organs END"
-    tokens = "SELECT ' ' || group_concat('r' || lower(hex(value)), ' ') FROM json_each"
-    recipients = f"coalesce(({tokens}({array})), '')"
-    dated = f"coalesce('y' || substr({day}, 1, 4) || ' m' || substr({day}, 1, 6) || ' d' || {day}, '')"
-    hexed = " || ".join(
-        _hex_token(prefix, f"{row}.{name}") for prefix, name in (("s", "from_organ"), ("v", "verdict"), ("c", "code"))
-    )
-    return f"trim({dated} || {hexed} || {recipients})"
-
-
-_FTS_COLUMNS = "rowid, subject, code, document_id, organs, findings, facets"
-_FACETED = ("received_at", "verdict")
-
 SQLITE_UP = (
     "CREATE VIRTUAL TABLE messages_fts USING fts5("
     "subject, code, document_id, organs, findings, facets, content='', tokenize='unicode61 remove_diacritics 2')",
-    f"INSERT INTO messages_fts({_FTS_COLUMNS}) SELECT {_fts_values('messages')} FROM messages",  # noqa: S608
-    f"""CREATE TRIGGER messages_fts_insert AFTER INSERT ON messages BEGIN
-        INSERT INTO messages_fts({_FTS_COLUMNS}) VALUES ({_fts_values("NEW")});
-    END""",  # noqa: S608
-    f"""CREATE TRIGGER messages_fts_update AFTER UPDATE OF {", ".join(_SEARCHED + _FACETED)} ON messages BEGIN
-        INSERT INTO messages_fts(messages_fts, {_FTS_COLUMNS}) VALUES ('delete', {_fts_values("OLD")});
-        INSERT INTO messages_fts({_FTS_COLUMNS}) VALUES ({_fts_values("NEW")});
-    END""",  # noqa: S608
-    f"""CREATE TRIGGER messages_fts_delete AFTER DELETE ON messages BEGIN
-        INSERT INTO messages_fts(messages_fts, {_FTS_COLUMNS}) VALUES ('delete', {_fts_values("OLD")});
-    END""",  # noqa: S608
+    index_all("subject-findings"),
+    *create_triggers("subject-findings"),
     """INSERT OR IGNORE INTO message_recipients(organ, message_id, received_at)
         SELECT value, messages.id, messages.received_at FROM messages, json_each(messages.to_organs)
         WHERE json_valid(messages.to_organs) AND json_type(messages.to_organs) = 'array'""",

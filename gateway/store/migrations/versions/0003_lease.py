@@ -2,7 +2,7 @@
 
 Revision ID: 0003
 Revises: 0002
-Create Date: 2026-11-28
+Create Date: 2026-11-21
 
 Written by hand (issue 7: several gateway instances on one PostgreSQL database). A claim sets
 ``owner`` (the instance, ``[store] instance``) and ``lease_until`` (now + ``[store]

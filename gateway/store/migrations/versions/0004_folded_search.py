@@ -2,7 +2,7 @@
 
 Revision ID: 0004
 Revises: 0003
-Create Date: 2026-12-02
+Create Date: 2026-11-21
 
 Written by hand. Revision 0002 indexed PostgreSQL's text as ``to_tsvector('simple', ...)`` over
 the raw columns: diacritics had to match exactly ("ha noi" did not find "Hà Nội"), the JSON of
