@@ -8,8 +8,9 @@ development PKI, served by this test process.
 1. Clients send really signed mails (each its own ``X-Seq`` header, so its own SHA-256) to both
    instances' SMTP listeners, alternating. A client whose attempt gets no 250 retries the same
    bytes at the other instance, as an MTA with two MX hosts would.
-2. Once ``gw-a`` has delivered a few items and holds claimed work (an ``active`` item it owns),
-   it is killed with SIGKILL and left dead: its half-done items keep their lease until it expires.
+2. Once ``gw-a`` has delivered a few items and holds claimed work (an ``active`` item it owns,
+   seen while the process is stopped with SIGSTOP), it is killed with SIGKILL and left dead: its
+   half-done items keep their lease until it expires.
 3. ``gw-b`` takes those items back once the lease (``[store] lease_seconds = 4``) has expired
    (journal: ``lease of gw-a expired``), claims and finishes them, and everything else.
 
@@ -27,9 +28,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import os
 import re
+import signal
 import time
 from collections import Counter
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -161,6 +165,26 @@ async def _until(check: object, within: float, what: str) -> None:
         await asyncio.sleep(0.2)
 
 
+async def _freeze_while_working(instance: Instance, working: Callable[[], Awaitable[bool]]) -> None:
+    """Stop ``instance`` (SIGSTOP) at a moment it holds claimed work, seen while it is stopped.
+
+    Seen while it runs, the work could be finished between the look and the kill (it happened
+    under load in CI): a stopped process changes nothing, so the second look is the state the
+    kill leaves. SIGKILL ends a stopped process like a running one.
+    """
+    deadline = time.monotonic() + 60
+    while True:
+        if await working():
+            pid = instance.process.pid
+            assert pid is not None, f"{instance.name} is not running"
+            os.kill(pid, signal.SIGSTOP)
+            if await working():
+                return
+            os.kill(pid, signal.SIGCONT)
+        assert time.monotonic() < deadline, f"{instance.name} claimed no work within 60 s"
+        await asyncio.sleep(0.2)
+
+
 def test_two_instances_share_the_queue_and_the_survivor_finishes_a_killed_ones_work(
     tmp_path: Path, pg_db: PgDatabase, dev_pki: DevPKI, signed_pdfs: SignedPdfs
 ) -> None:
@@ -198,7 +222,7 @@ def test_two_instances_share_the_queue_and_the_survivor_finishes_a_killed_ones_w
             queue.put_nowait(message)
         clients = asyncio.gather(*(_client([a.smtp, b.smtp], queue, n) for n in range(CLIENTS)))
         try:
-            await _until(a_is_working, 60, "gw-a claimed no work")
+            await _freeze_while_working(a, a_is_working)
             assert a.process.kill() == -9
             acked = sum(m.acked is not None for m in messages)
             timeline.append(f"gw-a killed at {time.monotonic() - began:.1f} s, {acked} acked")
