@@ -23,6 +23,9 @@ aiosmtplib has no LMTP mode, and its protocol reads exactly one reply per comman
 replies an LMTP server sends after DATA (often in the same packet) would be dropped or left
 unread. So LMTP uses the small client below on plain asyncio streams, with a deadline on every
 read and write; SMTP uses aiosmtplib.
+
+Both stream the data (``gateway.smtpclient``): a spooled mail goes from its file to the socket
+in pieces, dot-stuffed on the way, so a 90 MB mail is never in memory whole (issue 7, P4).
 """
 
 from __future__ import annotations
@@ -31,7 +34,7 @@ import asyncio
 import contextlib
 import os
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -39,15 +42,16 @@ import aiosmtplib
 
 from gateway.errors import ConfigError, PermanentError, TransientError
 from gateway.files import ensure_maildir, publish_in_maildir
-from gateway.pipeline.mails import prepend_headers
+from gateway.pipeline.mails import header_lines
 from gateway.pipeline.ports import Deliverer, SpooledMail
 from gateway.settings import DmsSettings
+from gateway.smtpclient import DataPieces, Outgoing, Survey, send_data
 
 __all__ = ["MaildirDeliverer", "SmtpDeliverer", "deliverer_from", "smtp_error"]
 
 _KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,200}$")
-_SECONDS_PER_MEGABYTE = 1.0
-"""DATA deadlines grow with the mail (a slow link needs time to carry 64 MB)."""
+_HEAD_SCAN = 256 * 1024
+"""How far into a spooled mail ``X-Gateway-Id`` is looked for (a longer header block gets a second one)."""
 
 
 def smtp_error(code: int, message: str, where: str) -> TransientError | PermanentError:
@@ -132,12 +136,26 @@ def _carries_id(mail: bytes, key: str) -> bool:
     return re.search(wanted, head) is not None
 
 
-def _wire_body(mail: bytes) -> bytes:
-    """CRLF line ends, dot-stuffed, terminated by ``.``: the DATA payload (RFC 5321 §4.5.2)."""
-    body = re.sub(rb"\r\n|\r|\n", b"\r\n", mail)
-    if not body.endswith(b"\r\n"):
-        body += b"\r\n"
-    return re.sub(rb"(?m)^\.", b"..", body) + b".\r\n"
+def _spooled_carries_id(mail: SpooledMail, key: str) -> bool:
+    """``_carries_id`` for a spooled mail: its head and the file's first bytes (the file is left as it was)."""
+    start = mail.file.tell()
+    try:
+        begin = mail.head + mail.file.read(_HEAD_SCAN)
+    finally:
+        mail.file.seek(start)
+    if not re.search(rb"\r?\n\r?\n", begin):  # no end of the header block in sight: drop the cut line
+        begin = begin[: begin.rfind(b"\n") + 1]
+    return _carries_id(begin, key)
+
+
+def _outgoing(mail: bytes | SpooledMail, key: str) -> tuple[Outgoing, Survey]:
+    """The mail with ``X-Gateway-Id: <key>`` in front unless it is there; its size and 8-bit content.
+
+    Blocking (a spooled mail's file is read, in pieces): call it in a worker thread.
+    """
+    carried = _carries_id(mail, key) if isinstance(mail, bytes) else _spooled_carries_id(mail, key)
+    outgoing = Outgoing.of(mail) if carried else Outgoing.of(mail, header_lines({"X-Gateway-Id": key}))
+    return outgoing, outgoing.survey()
 
 
 class _LmtpClient:
@@ -165,6 +183,14 @@ class _LmtpClient:
         self.writer.write(data)
         await asyncio.wait_for(self.writer.drain(), wait or self.step)
 
+    async def send_data(self, mail: Outgoing, wait: float) -> None:
+        """The DATA payload in pieces, each written once the last one drained; ``wait`` for them all."""
+        pieces = DataPieces(mail)
+        async with asyncio.timeout(wait):
+            while piece := await pieces.read():
+                self.writer.write(piece)
+                await self.writer.drain()
+
     async def command(self, text: str, expect: int) -> str:
         await self.send(text.encode("ascii") + b"\r\n")
         code, message = await self.reply()
@@ -179,15 +205,6 @@ def _worst(refused: Sequence[tuple[int, str, str]], where: str, step: str) -> Tr
     if all(500 <= code <= 599 for code, _, _ in refused):
         return PermanentError(f"{where} {step}: {detail}")
     return TransientError(f"{where} {step}: {detail}")
-
-
-def _esmtp_options(mail: bytes, extensions: Iterable[str]) -> list[str]:
-    """SIZE when the server declares it; BODY=8BITMIME when needed and declared."""
-    declared = {e.lower() for e in extensions}
-    options = [f"SIZE={len(mail)}"] if "size" in declared else []
-    if "8bitmime" in declared and any(b > 0x7F for b in mail):
-        options.append("BODY=8BITMIME")
-    return options
 
 
 class SmtpDeliverer:
@@ -228,28 +245,26 @@ class SmtpDeliverer:
         """Send ``mail`` with ``X-Gateway-Id: <key>`` prepended to every configured recipient.
 
         Args:
-            mail: the mail, as it goes to the DMS (a spooled one is read whole: SMTP clients
-                send bytes).
+            mail: the mail, as it goes to the DMS (a spooled one is streamed from its file).
             key: the idempotency key, sent as ``X-Gateway-Id``.
 
         Raises:
-            TransientError: a 4xx reply (for any recipient), a network error or a timeout.
+            TransientError: a 4xx reply (for any recipient), a network error or a timeout, or
+                the spooled mail cannot be read.
             PermanentError: 5xx replies (for every recipient that failed).
         """
-        if isinstance(mail, SpooledMail):
-            mail = await asyncio.to_thread(mail.read)
-        carried = mail if _carries_id(mail, key) else prepend_headers(mail, {"X-Gateway-Id": key})
         try:
-            await (self._lmtp(carried) if self.lmtp else self._smtp(carried))
+            outgoing, survey = await asyncio.to_thread(_outgoing, mail, key)
+        except OSError as exc:
+            raise TransientError(f"cannot read the mail to deliver: {exc.strerror or exc}") from exc
+        try:
+            await (self._lmtp(outgoing, survey) if self.lmtp else self._smtp(outgoing, survey))
         except aiosmtplib.SMTPResponseException as exc:
             raise smtp_error(exc.code, exc.message, self.where) from exc
         except (aiosmtplib.SMTPException, OSError, TimeoutError, asyncio.IncompleteReadError) as exc:
             raise TransientError(f"{self.where}: {type(exc).__name__}: {exc}") from exc
 
-    def _data_seconds(self, mail: bytes) -> float:
-        return self.timeout + _SECONDS_PER_MEGABYTE * len(mail) / 1e6
-
-    async def _smtp(self, mail: bytes) -> None:
+    async def _smtp(self, mail: Outgoing, survey: Survey) -> None:
         client = aiosmtplib.SMTP(
             hostname=self.host,
             port=self.port,
@@ -263,7 +278,7 @@ class SmtpDeliverer:
                 await client.ehlo()
             except aiosmtplib.SMTPHeloError:
                 await client.helo()  # an old server without ESMTP
-            await client.mail(self.mail_from, options=_esmtp_options(mail, client.esmtp_extensions))
+            await client.mail(self.mail_from, options=survey.options(client.esmtp_extensions))
             refused: list[tuple[int, str, str]] = []
             for recipient in self.recipients:
                 try:
@@ -274,13 +289,13 @@ class SmtpDeliverer:
                 with contextlib.suppress(aiosmtplib.SMTPException, OSError, TimeoutError):
                     await client.rset()  # all or nothing: no DATA when one is refused
                 raise _worst(refused, self.where, "RCPT")
-            await client.data(mail, timeout=self._data_seconds(mail))
+            await send_data(client, mail, seconds=survey.data_seconds(self.timeout))
             with contextlib.suppress(aiosmtplib.SMTPException, OSError, TimeoutError):
                 await client.quit()  # delivered: a rude goodbye changes nothing
         finally:
             client.close()
 
-    async def _lmtp(self, mail: bytes) -> None:
+    async def _lmtp(self, mail: Outgoing, survey: Survey) -> None:
         opening = asyncio.open_connection(self.host, self.port)
         reader, writer = await asyncio.wait_for(opening, self.timeout)
         client = _LmtpClient(reader, writer, self.where, self.timeout)
@@ -290,7 +305,7 @@ class SmtpDeliverer:
                 raise smtp_error(code, message, f"{self.where} greeting")
             lhlo = await client.command(f"LHLO {self.local_hostname}", 250)
             extensions = [line.split()[0] for line in lhlo.splitlines()[1:] if line.strip()]
-            options = "".join(" " + o for o in _esmtp_options(mail, extensions))
+            options = "".join(" " + o for o in survey.options(extensions))
             await client.command(f"MAIL FROM:<{self.mail_from}>{options}", 250)
             refused: list[tuple[int, str, str]] = []
             for recipient in self.recipients:
@@ -303,9 +318,9 @@ class SmtpDeliverer:
                     await client.command("RSET", 250)  # all or nothing: no DATA when one is refused
                 raise _worst(refused, self.where, "RCPT")
             await client.command("DATA", 354)
-            await client.send(_wire_body(mail), self._data_seconds(mail))
+            await client.send_data(mail, survey.data_seconds(self.timeout))
             # RFC 2033 §4.2: one reply per accepted recipient, in RCPT order; each one counts.
-            answers = [(*await client.reply(self._data_seconds(mail)), r) for r in self.recipients]
+            answers = [(*await client.reply(survey.data_seconds(self.timeout)), r) for r in self.recipients]
             failed = [(code, message, r) for code, message, r in answers if not 200 <= code <= 299]
             if failed:
                 delivered = ", ".join(r for code, _, r in answers if 200 <= code <= 299) or "nobody"

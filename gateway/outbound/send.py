@@ -8,6 +8,10 @@ Both classes implement ``gateway.pipeline.ports.Sender``:
 * ``MaildirSender`` — the local sink of ``make run``: each mail becomes a Maildir message, with
   ``Return-Path`` and ``X-Envelope-To`` prepended so the envelope is visible.
 
+The data is streamed (``gateway.smtpclient``): a mail is written in pieces, dot-stuffed on the
+way, with flow control, so sending costs a few pieces of memory beyond the mail itself, and a
+spooled mail (``SpooledMail``) is read from its file and never held whole.
+
 Error mapping (HOUSE.md rule 6; the pipeline decides retries from the class alone):
 
 =========================================  ==================  ==============================
@@ -19,6 +23,7 @@ garbled reply (no 3-digit code)            ``TransientError``  defer with backof
 5xx at any step                            ``PermanentError``  failed at once (+ notice)
 an address that cannot go on the wire      ``PermanentError``  failed at once (+ notice)
 disk trouble in the Maildir sink           ``TransientError``  defer with backoff
+a spooled mail that cannot be read         ``TransientError``  defer with backoff
 =========================================  ==================  ==============================
 
 All recipients or none: every RCPT must be accepted before DATA is sent; otherwise the
@@ -45,14 +50,12 @@ import aiosmtplib
 
 from gateway.errors import ConfigError, PermanentError, TransientError
 from gateway.files import ensure_maildir, publish_in_maildir
-from gateway.pipeline.mails import prepend_headers
-from gateway.pipeline.ports import Sender
+from gateway.pipeline.mails import header_lines
+from gateway.pipeline.ports import Sender, SpooledMail
 from gateway.settings import AxisSettings
+from gateway.smtpclient import Outgoing, Survey, send_data
 
 __all__ = ["MaildirSender", "SmtpSender", "sender_from"]
-
-_SECONDS_PER_MEGABYTE = 1.0
-"""The DATA deadline grows with the mail: a slow link needs time to carry 64 MB."""
 
 
 def _reply_error(code: int, message: str, where: str) -> TransientError | PermanentError:
@@ -92,11 +95,12 @@ class SmtpSender:
         self.starttls, self.local_hostname, self.tls_context = starttls, local_hostname, tls_context
         self.where = f"smtp://{host}:{port}"
 
-    async def send(self, mail: bytes, *, mail_from: str, rcpt_to: Sequence[str]) -> str:
+    async def send(self, mail: bytes | SpooledMail, *, mail_from: str, rcpt_to: Sequence[str]) -> str:
         """Send ``mail`` to every address in ``rcpt_to``, or to none of them.
 
         Args:
-            mail: the whole mail (CRLF line ends; dot-stuffing is done here).
+            mail: the whole mail (CRLF line ends; dot-stuffing is done here), or a spooled one
+                (streamed from its file).
             mail_from: the envelope sender.
             rcpt_to: the envelope recipients (at least one).
 
@@ -110,8 +114,13 @@ class SmtpSender:
         if not rcpt_to:
             raise PermanentError("a mail needs at least one recipient")
         _check_addresses([mail_from, *rcpt_to])
+        outgoing = Outgoing.of(mail)
         try:
-            return await self._transaction(mail, mail_from, rcpt_to)
+            survey = await asyncio.to_thread(outgoing.survey)
+        except OSError as exc:
+            raise TransientError(f"cannot read the mail to send: {exc.strerror or exc}") from exc
+        try:
+            return await self._transaction(outgoing, survey, mail_from, rcpt_to)
         except aiosmtplib.SMTPResponseException as exc:
             raise _reply_error(exc.code, exc.message, self.where) from exc
         except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
@@ -119,7 +128,7 @@ class SmtpSender:
             # but not offered: the relay (or its configuration) may be fixed; retry, give up by age.
             raise TransientError(f"{self.where}: {type(exc).__name__}: {exc}") from exc
 
-    async def _transaction(self, mail: bytes, mail_from: str, rcpt_to: Sequence[str]) -> str:
+    async def _transaction(self, mail: Outgoing, survey: Survey, mail_from: str, rcpt_to: Sequence[str]) -> str:
         client = aiosmtplib.SMTP(
             hostname=self.host,
             port=self.port,
@@ -135,10 +144,7 @@ class SmtpSender:
                     await client.ehlo()
                 except aiosmtplib.SMTPHeloError:
                     await client.helo()  # an old server without ESMTP
-            options = [f"SIZE={len(mail)}"] if client.supports_extension("size") else []
-            if client.supports_extension("8bitmime") and any(b > 0x7F for b in mail):
-                options.append("BODY=8BITMIME")
-            await client.mail(mail_from, options=options)
+            await client.mail(mail_from, options=survey.options(client.esmtp_extensions))
             refused: list[aiosmtplib.SMTPRecipientRefused] = []
             for recipient in rcpt_to:
                 try:
@@ -149,7 +155,7 @@ class SmtpSender:
                 with contextlib.suppress(aiosmtplib.SMTPException, OSError, TimeoutError):
                     await client.rset()  # nothing is sent unless every recipient is accepted
                 raise _refusal(refused, self.where)
-            reply = await client.data(mail, timeout=self.timeout + _SECONDS_PER_MEGABYTE * len(mail) / 1e6)
+            reply = await send_data(client, mail, seconds=survey.data_seconds(self.timeout))
             # From here on the mail is the relay's: nothing below may turn into an error.
             with contextlib.suppress(aiosmtplib.SMTPException, OSError, TimeoutError):
                 await client.quit()
@@ -171,13 +177,14 @@ def _refusal(refused: Sequence[aiosmtplib.SMTPRecipientRefused], where: str) -> 
 _SEQUENCE = itertools.count(1)
 
 
-def _write_maildir(root: Path, mail: bytes) -> str:
+def _write_maildir(root: Path, envelope: bytes, mail: bytes | SpooledMail) -> str:
     """Write one message the Maildir way (tmp, fsync, rename to new, fsync); returns its name."""
     ensure_maildir(root)
     # The classic unique name: time, process and a per-process counter, host (Maildir(5)).
     host = socket.gethostname().replace("/", "\\057").replace(":", "\\072")
     name = f"{time.time_ns() // 1000}.P{os.getpid()}Q{next(_SEQUENCE)}.{host}"
-    publish_in_maildir(root, name, mail, once=False)
+    pieces = [envelope, mail] if isinstance(mail, bytes) else itertools.chain([envelope], mail.pieces())
+    publish_in_maildir(root, name, pieces, once=False)
     return name
 
 
@@ -190,11 +197,11 @@ class MaildirSender:
         """
         self.path = path
 
-    async def send(self, mail: bytes, *, mail_from: str, rcpt_to: Sequence[str]) -> str:
+    async def send(self, mail: bytes | SpooledMail, *, mail_from: str, rcpt_to: Sequence[str]) -> str:
         """Write ``mail`` to ``new/`` with its envelope as ``Return-Path`` and ``X-Envelope-To``.
 
         Args:
-            mail: the whole mail.
+            mail: the whole mail, or a spooled one (copied from its file).
             mail_from: the envelope sender.
             rcpt_to: the envelope recipients.
 
@@ -208,9 +215,9 @@ class MaildirSender:
         if not rcpt_to:
             raise PermanentError("a mail needs at least one recipient")
         _check_addresses([mail_from, *rcpt_to])
-        envelope = prepend_headers(mail, {"Return-Path": f"<{mail_from}>", "X-Envelope-To": ", ".join(rcpt_to)})
+        envelope = header_lines({"Return-Path": f"<{mail_from}>", "X-Envelope-To": ", ".join(rcpt_to)})
         try:
-            name = await asyncio.to_thread(_write_maildir, self.path, envelope)
+            name = await asyncio.to_thread(_write_maildir, self.path, envelope, mail)
         except OSError as exc:
             raise TransientError(f"cannot write to the Maildir {self.path}: {exc.strerror or exc}") from exc
         return f"250 2.0.0 delivered to maildir ({name})"

@@ -55,8 +55,8 @@ class Deliverer(Protocol):
 class Sender(Protocol):
     """Sends mail to the axis, to senders and to the DMS's notice address."""
 
-    async def send(self, mail: bytes, *, mail_from: str, rcpt_to: Sequence[str]) -> str:
-        """Send ``mail``; returns the server's final reply (e.g. ``250 2.0.0 Ok``).
+    async def send(self, mail: bytes | SpooledMail, *, mail_from: str, rcpt_to: Sequence[str]) -> str:
+        """Send ``mail`` (bytes, or streamed from the spool); returns the server's final reply (e.g. ``250 2.0.0 Ok``).
 
         Raises:
             TransientError: a 4xx reply or a network error (retry later).

@@ -39,6 +39,7 @@ from gateway.clock import iso_vn
 from gateway.errors import GatewayError, PermanentError, TransientError
 from gateway.pipeline.context import PipelineContext, backoff
 from gateway.pipeline.notices import prepare_notice
+from gateway.pipeline.ports import SpooledMail
 
 if TYPE_CHECKING:
     from gateway.store import Intake, MessageView
@@ -117,17 +118,21 @@ async def _send(item: MessageView, ctx: PipelineContext, *, notify: bool) -> Non
     if not recipients:
         await fail(item, ctx, "no recipient to send to", notify=notify)
         return
-    mail = await ctx.spool.get(item.sha256)
-    try:
-        reply = await ctx.sender.send(mail, mail_from=ctx.settings.axis.mail_from, rcpt_to=recipients)
-    except PermanentError as exc:
-        log.error("%s %s: refused by the relay: %s", item.kind, item.id, exc)
-        await fail(item, ctx, f"refused by the relay: {exc}", notify=notify)
-        return
-    except TransientError as exc:
-        log.warning("%s %s: relay unavailable: %s", item.kind, item.id, exc)
-        await retry_or_give_up(item, ctx, f"relay unavailable: {exc}", notify=notify)
-        return
+    # Streamed from the spool file (checked by ``open``; its trouble is the spool's, not the
+    # relay's): a 90 MB package is never in memory whole.
+    with await ctx.spool.open(item.sha256) as file:
+        try:
+            reply = await ctx.sender.send(
+                SpooledMail(b"", file), mail_from=ctx.settings.axis.mail_from, rcpt_to=recipients
+            )
+        except PermanentError as exc:
+            log.error("%s %s: refused by the relay: %s", item.kind, item.id, exc)
+            await fail(item, ctx, f"refused by the relay: {exc}", notify=notify)
+            return
+        except TransientError as exc:
+            log.warning("%s %s: relay unavailable: %s", item.kind, item.id, exc)
+            await retry_or_give_up(item, ctx, f"relay unavailable: {exc}", notify=notify)
+            return
     await _record_sent(item, ctx, reply, sent_at=ctx.clock.now())
 
 

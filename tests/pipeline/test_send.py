@@ -27,7 +27,7 @@ from gateway.pipeline import send as send_module
 from gateway.pipeline.context import PipelineContext
 from gateway.pipeline.mails import compose
 from gateway.pipeline.notices import create_notice
-from gateway.pipeline.ports import Sender
+from gateway.pipeline.ports import Sender, SpooledMail
 from gateway.pipeline.send import process_notice, process_send
 from gateway.pipeline.submission import process_submission
 from gateway.settings import AxisSettings, DmsSettings, IdentitySettings, QueueSettings, Settings
@@ -389,7 +389,7 @@ class _CrashAfterSending:
     inner: Sender
     armed: bool = True
 
-    async def send(self, mail: bytes, *, mail_from: str, rcpt_to: Sequence[str]) -> str:
+    async def send(self, mail: bytes | SpooledMail, *, mail_from: str, rcpt_to: Sequence[str]) -> str:
         reply = await self.inner.send(mail, mail_from=mail_from, rcpt_to=rcpt_to)
         if self.armed:
             self.armed = False

@@ -61,10 +61,11 @@ class TwinSender:
     """Raised by the next calls, first one first (e.g. ``[TransientError("421")]``)."""
     calls: int = 0
 
-    async def send(self, mail: bytes, *, mail_from: str, rcpt_to: Sequence[str]) -> str:
+    async def send(self, mail: bytes | SpooledMail, *, mail_from: str, rcpt_to: Sequence[str]) -> str:
         """Record the mail and answer like a server that queued it."""
         self.calls += 1
         if self.failures:
             raise self.failures.pop(0)
-        self.sent.append(SentMail(mail, mail_from, tuple(rcpt_to)))
+        data = mail.read() if isinstance(mail, SpooledMail) else mail
+        self.sent.append(SentMail(data, mail_from, tuple(rcpt_to)))
         return f"250 2.0.0 Ok: queued as twin{len(self.sent)}"
