@@ -15,10 +15,13 @@ document package otherwise. The findings of ``gateway.edxml.checks`` come last.
 
 The tree is never modified or serialised again, and attachments are decoded one at a time
 (see ``gateway.edxml.attachments``), so a 50 MB package costs its tree plus one attachment.
+A tree from ``gateway.edxml.lean.read_lean`` (how received packages are read) holds markers
+instead of its big payload texts; ``parse_tree(payloads=...)`` takes their decoded bytes.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Final
@@ -40,6 +43,7 @@ __all__ = [
     "ParseResult",
     "parse",
     "parse_tree",
+    "rejected",
 ]
 
 DEFAULT_MAX_ATTACHMENT_BYTES: Final = 48 * 1024 * 1024
@@ -107,11 +111,23 @@ def parse(
     """
     try:
         root = parse_untrusted(raw, limits)
-    except XMLRejected as rejected:
-        where = f"line {rejected.line}" if rejected.line else "document"
-        finding = findings.kind(rejected.code)(where, detail=rejected.detail, construct=rejected.detail)
-        return ParseResult(package=None, findings=(finding,), root=None)
+    except XMLRejected as refused:
+        return rejected(refused)
     return parse_tree(root, max_attachment_bytes=max_attachment_bytes, today=today)
+
+
+def rejected(refused: XMLRejected) -> ParseResult:
+    """The result for bytes the hardened parser refused: no package, the one finding saying why.
+
+    Args:
+        refused: what ``parse_untrusted`` (or ``gateway.edxml.lean.read_lean``) refused them for.
+
+    Returns:
+        ``package=None``, ``root=None`` and the ``xml-*`` finding.
+    """
+    where = f"line {refused.line}" if refused.line else "document"
+    finding = findings.kind(refused.code)(where, detail=refused.detail, construct=refused.detail)
+    return ParseResult(package=None, findings=(finding,), root=None)
 
 
 def parse_tree(
@@ -119,6 +135,7 @@ def parse_tree(
     *,
     max_attachment_bytes: int = DEFAULT_MAX_ATTACHMENT_BYTES,
     today: date | None = None,
+    payloads: Mapping[str, bytes] | None = None,
 ) -> ParseResult:
     """Read a package from an already parsed tree (e.g. the one a signature covers).
 
@@ -126,12 +143,14 @@ def parse_tree(
         root: the root element; it is read, never modified.
         max_attachment_bytes: largest decoded (and unzipped) attachment accepted.
         today: Vietnam calendar day, for the checks' "date in the future" rule.
+        payloads: for a tree from ``gateway.edxml.lean.read_lean``: the decoded payloads its
+            marker texts stand for.
 
     Returns:
         The package (or ``None``) with the parser's findings followed by the checks'.
     """
     reader = Reader()
-    package = _read_package(reader, root, max_attachment_bytes)
+    package = _read_package(reader, root, max_attachment_bytes, payloads or {})
     found = list(reader.findings)
     if package is not None:
         found.extend(check_package(package, today=today))
@@ -142,7 +161,9 @@ def _not_edxml(reader: Reader, where: str, detail: str) -> None:
     reader.add(findings.NOT_EDXML(where, detail=detail))
 
 
-def _read_package(reader: Reader, root: etree._Element, limit: int) -> DocumentPackage | StatusPackage | None:
+def _read_package(
+    reader: Reader, root: etree._Element, limit: int, payloads: Mapping[str, bytes]
+) -> DocumentPackage | StatusPackage | None:
     if not isinstance(root.tag, str) or local_name(root.tag) != "edXML":
         found = local_name(root.tag) if isinstance(root.tag, str) else "a non-element node"
         _not_edxml(reader, "edXML", f"the root element is <{found}>, not <edXML>")
@@ -179,7 +200,7 @@ def _read_package(reader: Reader, root: etree._Element, limit: int) -> DocumentP
     header_model = read_message_header(reader, message)
     trace_node = parts.one("TraceHeaderList")
     trace = None if trace_node is None else read_trace_list(reader, trace_node)
-    attachments = read_attachments(reader, body, encoded, limit)
+    attachments = read_attachments(reader, body, encoded, limit, payloads)
     return DocumentPackage(header=header_model, trace=trace, attachments=attachments)
 
 

@@ -26,7 +26,7 @@ import binascii
 import io
 import re
 import zipfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Final
 
@@ -109,6 +109,13 @@ def _decode_base64(text: str, target: _Target, limit: int) -> bytes:
         raise _Refused(findings.ATTACHMENT_DECODE(target.where, field=target.field, detail=detail)) from None
 
 
+def _decoded(data: bytes, target: _Target, limit: int) -> bytes:
+    """Bytes already decoded from canonical one-line base64: ``_decode_base64``'s size check."""
+    if -(-len(data) // 3) * 3 > limit:  # the base64 length, times 3 / 4
+        raise _Refused(findings.ATTACHMENT_TOO_LARGE(target.where, field=target.field, limit=limit))
+    return data
+
+
 def _preview(text: str) -> str:
     return repr(text[:40].strip() + ("…" if len(text) > 40 else ""))
 
@@ -168,9 +175,11 @@ class PayloadEntry:
     description: str | None
     where: str
     """Path of the Attachment element."""
-    encoded: Callable[[], str | None]
-    """Returns the ContentTransferEncoded text (``None`` when the element is absent). Called
-    once, when this attachment is decoded, so only one attachment's text is alive at a time."""
+    encoded: Callable[[], str | bytes | None]
+    """Returns the ContentTransferEncoded text (``None`` when the element is absent), or the
+    bytes it decodes to when the reader took them out of the tree (``gateway.edxml.lean``: the
+    text was canonical base64). Called once, when this attachment is decoded, so only one
+    attachment's text is alive at a time."""
 
 
 def _target(name: str | None, content_id: str) -> _Target:
@@ -187,7 +196,7 @@ def _materialise(meta: Attachment, payload: PayloadEntry, limit: int, out: list[
         if text is None:
             detail = "no ContentTransferEncoded element"
             raise _Refused(findings.ATTACHMENT_DECODE(target.where, field=target.field, detail=detail))
-        data = _decode_base64(text, target, limit)
+        data = _decoded(text, target, limit) if isinstance(text, bytes) else _decode_base64(text, target, limit)
         del text  # the base64 text can be tens of MB; let it go before unzipping
         if data.startswith(ZIP_MAGIC) and travels_zipped(meta.name, meta.content_type):
             wrapped, data = data, None
@@ -286,19 +295,26 @@ def report_misplaced_payload(reader: Reader, node: Node | None) -> None:
         reader.add(findings.MISPLACED_ELEMENT(node.path, field=node.path, detail=detail))
 
 
-def _text_source(node: Node | None) -> Callable[[], str | None]:
-    def read() -> str | None:
+def _text_source(node: Node | None, payloads: Mapping[str, bytes]) -> Callable[[], str | bytes | None]:
+    def read() -> str | bytes | None:
         if node is None:
             return None
         element = node.element
         if len(element) == 0:
-            return element.text or ""
+            text = element.text or ""
+            return payloads.get(text, text)
         return direct_text(element)  # a comment split the text node
 
     return read
 
 
-def read_attachments(reader: Reader, body: Node | None, encoded: Node | None, limit: int) -> tuple[Attachment, ...]:
+def read_attachments(
+    reader: Reader,
+    body: Node | None,
+    encoded: Node | None,
+    limit: int,
+    decoded: Mapping[str, bytes] | None = None,
+) -> tuple[Attachment, ...]:
     """The attachments of a document package, decoded one at a time.
 
     Args:
@@ -306,6 +322,7 @@ def read_attachments(reader: Reader, body: Node | None, encoded: Node | None, li
         body: the ``edXMLBody`` element, if any.
         encoded: the root-level ``AttachmentEncoded`` element, if any.
         limit: the largest decoded (and unzipped) attachment accepted.
+        decoded: marker text → decoded payload, for a tree from ``gateway.edxml.lean``.
 
     Returns:
         The attachments in manifest order, payload-only ones after.
@@ -340,7 +357,7 @@ def read_attachments(reader: Reader, body: Node | None, encoded: Node | None, li
                     content_type=c.text("ContentType"),
                     description=c.text("Description"),
                     where=item.path,
-                    encoded=_text_source(c.one("ContentTransferEncoded")),
+                    encoded=_text_source(c.one("ContentTransferEncoded"), decoded or {}),
                 )
             )
     attachments, found = merge(manifest, payloads, max_bytes=limit)

@@ -24,6 +24,7 @@ it into a finding, so a hostile input becomes a verdict, not a crash.
 from __future__ import annotations
 
 import xml.parsers.expat
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Final, NoReturn
 
@@ -31,10 +32,12 @@ from lxml import etree
 
 __all__ = [
     "DEFAULT_LIMITS",
+    "LeafSpans",
     "XMLLimits",
     "XMLRejected",
     "make_parser",
     "parse_untrusted",
+    "prescan",
 ]
 
 
@@ -98,7 +101,21 @@ def make_parser() -> etree.XMLParser:
     )
 
 
-def _prescan(raw: bytes, limits: XMLLimits) -> None:
+def prescan(pieces: Iterable[bytes], limits: XMLLimits, *, leaves: LeafSpans | None = None) -> None:
+    """The streaming pre-scan (depth, element count, no DTD, well-formed) over ``pieces``.
+
+    The pieces are fed to expat one after the other, the last one as the end of the document
+    (a single piece is scanned exactly as a whole document is). The byte count is the caller's
+    business (``max_bytes``).
+
+    Args:
+        pieces: the document's bytes, in order.
+        limits: depth and element-count bounds.
+        leaves: when given, collects where the text of certain elements lies (see ``LeafSpans``).
+
+    Raises:
+        XMLRejected: a DTD or entity declaration, too deep, too many elements, not well-formed.
+    """
     scanner = xml.parsers.expat.ParserCreate()
     scanner.SetParamEntityParsing(xml.parsers.expat.XML_PARAM_ENTITY_PARSING_NEVER)
     depth = 0
@@ -107,7 +124,7 @@ def _prescan(raw: bytes, limits: XMLLimits) -> None:
     def stop(code: str, detail: str) -> NoReturn:
         raise _Stop(XMLRejected(code, detail, scanner.CurrentLineNumber))
 
-    def start(_name: str, _attrs: object) -> None:
+    def start(name: str, _attrs: dict[str, str]) -> None:
         nonlocal depth, count
         depth += 1
         count += 1
@@ -115,9 +132,13 @@ def _prescan(raw: bytes, limits: XMLLimits) -> None:
             stop("xml-too-large", f"elements nested deeper than {limits.max_depth} levels")
         if count > limits.max_elements:
             stop("xml-too-large", f"more than {limits.max_elements} elements")
+        if leaves is not None:
+            leaves.start(name, depth, scanner.CurrentByteIndex)
 
-    def end(_name: str) -> None:
+    def end(name: str) -> None:
         nonlocal depth
+        if leaves is not None:
+            leaves.end(name, depth, scanner.CurrentByteIndex)
         depth -= 1
 
     def doctype(name: str, *_args: object) -> None:
@@ -135,8 +156,16 @@ def _prescan(raw: bytes, limits: XMLLimits) -> None:
     scanner.EntityDeclHandler = entity_decl
     scanner.UnparsedEntityDeclHandler = entity_decl
     scanner.ExternalEntityRefHandler = external_ref
+    if leaves is not None:
+        scanner.CommentHandler = scanner.ProcessingInstructionHandler = leaves.interrupt
+        scanner.StartCdataSectionHandler = leaves.interrupt
     try:
-        scanner.Parse(raw, True)
+        previous: bytes | None = None
+        for piece in pieces:  # one piece behind, so that the last is fed as the end
+            if previous is not None:
+                scanner.Parse(previous, False)
+            previous = piece
+        scanner.Parse(b"" if previous is None else previous, True)
     except _Stop as stopped:
         raise stopped.rejected from None
     except xml.parsers.expat.ExpatError as exc:
@@ -150,6 +179,47 @@ def _prescan(raw: bytes, limits: XMLLimits) -> None:
         scanner.StartElementHandler = scanner.EndElementHandler = None
         scanner.StartDoctypeDeclHandler = scanner.EntityDeclHandler = None
         scanner.UnparsedEntityDeclHandler = scanner.ExternalEntityRefHandler = None
+        scanner.CommentHandler = scanner.ProcessingInstructionHandler = None
+        scanner.StartCdataSectionHandler = None
+
+
+class LeafSpans:
+    """Where the text of named leaf elements lies in the bytes, found by the pre-scan.
+
+    A span ``(tag, end)`` runs from the ``<`` of an element's start tag to the ``<`` of its end
+    tag, for elements whose local name is in ``names`` that have no attribute and hold no
+    element, comment, processing instruction or CDATA section, and are not inside an element
+    whose local name is ``outside``. The text itself (after the start tag's ``>``) may still
+    hold references or anything else: the caller checks the bytes.
+    """
+
+    def __init__(self, names: frozenset[str], *, outside: str) -> None:
+        self.names = names
+        self.outside = outside
+        self.spans: list[tuple[int, int]] = []
+        self._within = 0
+        self._open: tuple[int, int] | None = None  # (depth, position of the start tag)
+
+    def start(self, name: str, depth: int, at: int) -> None:
+        """An element starts (``name`` as written, prefix and all)."""
+        local = name.rpartition(":")[2]
+        self._open = None  # a child: its parent is no leaf
+        if local == self.outside:
+            self._within += 1
+        elif local in self.names and not self._within:
+            self._open = (depth, at)
+
+    def end(self, name: str, depth: int, at: int) -> None:
+        """An element ends."""
+        if self._open is not None and self._open[0] == depth and at > self._open[1]:
+            self.spans.append((self._open[1], at))
+        self._open = None
+        if name.rpartition(":")[2] == self.outside:
+            self._within -= 1
+
+    def interrupt(self, *_args: object) -> None:
+        """A comment, processing instruction or CDATA section: the open element is no plain leaf."""
+        self._open = None
 
 
 def parse_untrusted(raw: bytes, limits: XMLLimits = DEFAULT_LIMITS) -> etree._Element:
@@ -170,7 +240,7 @@ def parse_untrusted(raw: bytes, limits: XMLLimits = DEFAULT_LIMITS) -> etree._El
         raise TypeError("parse_untrusted takes the raw bytes as received, not decoded text")
     if len(raw) > limits.max_bytes:
         raise XMLRejected("xml-too-large", f"{len(raw)} bytes, over the limit of {limits.max_bytes}")
-    _prescan(raw, limits)
+    prescan((raw,), limits)
     try:
         return etree.fromstring(raw, make_parser())
     except etree.XMLSyntaxError as exc:

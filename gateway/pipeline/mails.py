@@ -16,9 +16,11 @@ from email import message_from_bytes, policy
 from email.message import EmailMessage, Message
 from email.parser import BytesHeaderParser
 from email.utils import format_datetime, make_msgid, parseaddr
+from typing import Protocol, TypedDict
 
 from gateway.clock import to_vn
 from gateway.edxml.findings import Finding
+from gateway.edxml.lean import Streamed
 from gateway.pipeline.codes import MAIL_NO_PACKAGE, MAIL_SEVERAL_PACKAGES
 
 __all__ = ["FoundPackage", "compose", "find_package", "header_lines", "prepend_headers"]
@@ -41,6 +43,9 @@ class FoundPackage:
     message_id: str | None
     sender: str | None
     """The address in From: (the envelope sender is recorded separately)."""
+    source: Streamed | None = None
+    """The package as pieces read from the mail file, when it was not decoded into memory
+    (``gateway.pipeline.mailfile.find_package_in``; ``package`` is then ``None``)."""
 
 
 def _looks_like_edxml(data: bytes) -> bool:
@@ -62,6 +67,10 @@ class _Unusual(Exception):
     """The lean reader met MIME it leaves to the ``email`` package."""
 
 
+LEAN_FAILURES = (_Unusual, UnicodeError, ValueError, LookupError, binascii.Error)
+"""What makes the lean reader leave a mail to the ``email`` package."""
+
+
 _HEAD_LIMIT = 256 * 1024
 """A header block longer than this is left to the ``email`` package."""
 _SNIFF_BASE64 = 8192
@@ -70,18 +79,29 @@ _BLANK = re.compile(rb"\r?\n\r?\n")
 _WHITESPACE = b" \t\r\n"
 
 
-def _head(mail: bytes, start: int, end: int) -> tuple[Message, int]:
+class MailBytes(Protocol):
+    """What the lean reader needs of a mail: ``bytes``, or a file read where it is looked at."""
+
+    def __len__(self) -> int: ...
+    def __getitem__(self, where: slice, /) -> bytes: ...
+    def find(self, sub: bytes, start: int, end: int, /) -> int: ...
+    def startswith(self, prefix: bytes, start: int, end: int, /) -> bool: ...
+
+
+def _head(mail: MailBytes, start: int, end: int) -> tuple[Message, int]:
     """The headers of the MIME entity at ``mail[start:end]`` and where its body starts."""
     for empty in (b"\r\n", b"\n"):  # no header block at all
         if mail.startswith(empty, start, end):
             return BytesHeaderParser(policy=policy.compat32).parsebytes(b""), start + len(empty)
-    match = _BLANK.search(mail, start, min(end, start + _HEAD_LIMIT))
+    head = mail[start : min(end, start + _HEAD_LIMIT)]
+    match = _BLANK.search(head)
     if match is None:
         raise _Unusual("no end of the header block")
-    return BytesHeaderParser(policy=policy.compat32).parsebytes(mail[start : match.start()] + b"\n"), match.end()
+    parsed = BytesHeaderParser(policy=policy.compat32).parsebytes(head[: match.start()] + b"\n")
+    return parsed, start + match.end()
 
 
-def _spans(mail: bytes, delimiter: bytes, start: int, end: int) -> list[tuple[int, int]]:
+def _spans(mail: MailBytes, delimiter: bytes, start: int, end: int) -> list[tuple[int, int]]:
     """The body parts between the boundary lines of one multipart body (RFC 2046 §5.1.1)."""
     spans: list[tuple[int, int]] = []
     part_start: int | None = None
@@ -109,7 +129,7 @@ def _spans(mail: bytes, delimiter: bytes, start: int, end: int) -> list[tuple[in
         part_start = line_end + 1
 
 
-def _leaves(mail: bytes, start: int, end: int, found: list[tuple[Message, int, int]]) -> None:
+def _leaves(mail: MailBytes, start: int, end: int, found: list[tuple[Message, int, int]]) -> None:
     """Every leaf part of the entity at ``mail[start:end]``: its headers and body span, in order."""
     head, body = _head(mail, start, end)
     kind = head.get_content_maintype()
@@ -125,28 +145,40 @@ def _leaves(mail: bytes, start: int, end: int, found: list[tuple[Message, int, i
         _leaves(mail, part_start, part_end, found)
 
 
-def _decoded(mail: bytes, head: Message, start: int, end: int, *, sniff: bool) -> bytes:
+def _decoded(mail: MailBytes, head: Message, start: int, end: int, *, sniff: bool) -> bytes:
     """The part's body decoded (``sniff``: only its first few KB)."""
     encoding = str(head.get("Content-Transfer-Encoding", "7bit")).strip().lower()
     if encoding == "base64":
         if sniff:
             text = mail[start : min(end, start + _SNIFF_BASE64)].translate(None, _WHITESPACE)
             return binascii.a2b_base64(text[: len(text) // 4 * 4])
-        return binascii.a2b_base64(memoryview(mail)[start:end])
+        return binascii.a2b_base64(memoryview(mail)[start:end] if isinstance(mail, bytes) else mail[start:end])
     if encoding in ("7bit", "8bit", "binary"):
         return mail[start : min(end, start + 4096) if sniff else end]
     raise _Unusual(f"transfer encoding {encoding}")  # quoted-printable and the odd ones
 
 
-def _lean_candidates(mail: bytes) -> tuple[Message, list[tuple[bytes, str | None]]]:
-    """The top-level headers and ``_candidates``, read in place: only an edXML part is decoded whole."""
+def lean_parts(mail: MailBytes) -> tuple[Message, list[tuple[Message, int, int]]]:
+    """The top-level headers and the leaf parts that look like edXML (headers, body span).
+
+    Raises:
+        _Unusual, UnicodeError, ValueError, LookupError, binascii.Error: MIME left to ``email``
+            (``LEAN_FAILURES``).
+    """
     leaves: list[tuple[Message, int, int]] = []
     _leaves(mail, 0, len(mail), leaves)
-    found = []
-    for head, start, end in leaves:
-        if _looks_like_edxml(_decoded(mail, head, start, end, sniff=True)):
-            found.append((_decoded(mail, head, start, end, sniff=False), head.get_filename()))
+    found = [
+        (head, start, end)
+        for head, start, end in leaves
+        if _looks_like_edxml(_decoded(mail, head, start, end, sniff=True))
+    ]
     return _head(mail, 0, len(mail))[0], found
+
+
+def _lean_candidates(mail: bytes) -> tuple[Message, list[tuple[bytes, str | None]]]:
+    """The top-level headers and ``_candidates``, read in place: only an edXML part is decoded whole."""
+    top, parts = lean_parts(mail)
+    return top, [(_decoded(mail, head, start, end, sniff=False), head.get_filename()) for head, start, end in parts]
 
 
 def find_package(mail: bytes) -> FoundPackage:
@@ -156,7 +188,9 @@ def find_package(mail: bytes) -> FoundPackage:
     that look like edXML: a 50 MB package in a 91 MB mail costs the package's size, where the
     ``email`` package's object tree (a str per line) costs about 8x the mail's. What it does
     not read plainly (an attached message, quoted-printable, a boundary never closed, bad
-    base64) goes to the ``email`` package, as every mail did before.
+    base64) goes to the ``email`` package, as every mail did before. For a spooled mail the
+    pipeline uses ``gateway.pipeline.mailfile.find_package_in``: the same reader over the file,
+    the package left in it and decoded as it is read.
 
     Args:
         mail: the mail as received.
@@ -167,21 +201,34 @@ def find_package(mail: bytes) -> FoundPackage:
     message: Message
     try:
         message, candidates = _lean_candidates(mail)
-    except (_Unusual, UnicodeError, ValueError, LookupError, binascii.Error):
+    except LEAN_FAILURES:
         message = message_from_bytes(mail, policy=policy.compat32)
         candidates = _candidates(message)
-    subject = message.get("Subject")
-    meta = {
-        "subject": None if subject is None else str(subject),
-        "message_id": message.get("Message-ID"),
-        "sender": parseaddr(str(message.get("From", "")))[1] or None,
-    }
+    meta = mail_meta(message)
     if not candidates:
         return FoundPackage(None, None, MAIL_NO_PACKAGE("mail"), **meta)
     if len(candidates) > 1:
         return FoundPackage(None, None, MAIL_SEVERAL_PACKAGES("mail", count=len(candidates)), **meta)
     package, filename = candidates[0]
     return FoundPackage(package, filename, None, **meta)
+
+
+class MailMeta(TypedDict):
+    """``FoundPackage``'s fields read from the top-level headers."""
+
+    subject: str | None
+    message_id: str | None
+    sender: str | None
+
+
+def mail_meta(message: Message) -> MailMeta:
+    """``FoundPackage``'s subject, message_id and sender, from the top-level headers."""
+    subject = message.get("Subject")
+    return MailMeta(
+        subject=None if subject is None else str(subject),
+        message_id=message.get("Message-ID"),
+        sender=parseaddr(str(message.get("From", "")))[1] or None,
+    )
 
 
 def compose(

@@ -49,14 +49,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from gateway.clock import iso_vn
+from gateway.edxml.lean import Streamed
 from gateway.edxml.model import DocumentPackage, StatusPackage
 from gateway.errors import PermanentError, TransientError
 from gateway.pipeline.context import PipelineContext, backoff, delivery_key
+from gateway.pipeline.mailfile import find_package_in
 from gateway.pipeline.mails import FoundPackage, find_package, header_lines
 from gateway.pipeline.notices import reasons_of
 from gateway.pipeline.ports import SpooledMail
@@ -103,23 +105,28 @@ async def process_inbound(item: MessageView, ctx: PipelineContext) -> None:
 
 
 async def _process(item: MessageView, ctx: PipelineContext) -> None:
-    mail = await ctx.spool.get(item.sha256)
     if item.verdict in (Verdict.ACCEPTED, Verdict.REFUSED) and item.report is not None:
+        mail = await ctx.spool.get(item.sha256)
         await _resume(item, ctx, mail, Verdict(item.verdict), item.report)  # decided before
         return
-    found = find_package(mail)
-    if found.package is None:
-        report: Mapping[str, Any] = mail_report(found, item.sha256, item.size, ctx)
-        notices = await refusal_notices(item, ctx, mail, None, reasons_of(report))
-        await _record(item, ctx, report, to_state="refused", children=notices)
-        return
-    # Only one copy of the package at a time (issue 7, P4): the mail is not needed while
-    # verifying (read from the spool again after), and the package bytes are handed over (the
-    # verifier lets them go once parsed: ``read_package``), so nothing here keeps them alive.
-    handed = [found.package]
-    del mail, found
-    with ctx.metrics.verification_seconds.time():
-        outcome = await verify_and_read(handed.pop, ctx.verifier)
+    # Neither the mail nor the package is held whole while verifying (issue 7, P4): the package
+    # is found in the spool file and read from it, decoded piece by piece, as the verifier
+    # needs it (``find_package_in``); a package that cannot be streamed is handed over as bytes
+    # (the verifier lets them go once read: ``read_package``), so nothing here keeps them alive.
+    with await ctx.spool.open(item.sha256) as file:
+        found = await asyncio.to_thread(find_package_in, file)
+        if found.package is None and found.source is None:
+            report: Mapping[str, Any] = mail_report(found, item.sha256, item.size, ctx)
+            del found
+            mail = await ctx.spool.get(item.sha256)
+            notices = await refusal_notices(item, ctx, mail, None, reasons_of(report))
+            await _record(item, ctx, report, to_state="refused", children=notices)
+            return
+        handed: Streamed | Callable[[], bytes] = found.source or [found.package or b""].pop
+        del found
+        with ctx.metrics.verification_seconds.time():
+            outcome = await verify_and_read(handed, ctx.verifier)
+        del handed
     verified, package = outcome.report, outcome.package
     del outcome
     report = verified.to_json()

@@ -2,10 +2,16 @@
 
 ``gateway.verify.xmldsig`` lets signxml check SignedInfo and the SignatureValue, and digests
 the one reference it accepts (``URI=""``, enveloped-signature, C14N 1.0) here, from the
-received tree.
+received tree. A tree from ``gateway.edxml.lean.read_lean`` holds markers where its big base64
+payloads were: ``_Expanding`` writes each payload's base64 (the received text, byte for byte)
+into the digest where its marker comes, so the payloads are digested without being in the tree.
 """
 
 from __future__ import annotations
+
+import binascii
+import re
+from collections.abc import Mapping
 
 from cryptography.hazmat.primitives.hashes import Hash
 from lxml import etree
@@ -72,6 +78,46 @@ class _EnvelopedDigest:
         return self._hash.finalize()
 
 
+_PIECE = 3 * 1024 * 1024
+"""Payload bytes re-encoded per write (a multiple of 3: base64 without padding inside)."""
+
+
+class _Expanding:
+    """Passes the canonical form on with each payload marker replaced by the payload's base64.
+
+    A tree from ``gateway.edxml.lean.read_lean`` holds a marker (unguessable hex digits) where
+    the received document held a payload's text, which was canonical one-line base64: that text
+    is its own canonical form, and ``b2a_base64`` of the decoded bytes gives it back exactly.
+    """
+
+    def __init__(self, sink: _EnvelopedDigest, payloads: Mapping[str, bytes]) -> None:
+        self._sink = sink
+        self._payloads = {marker.encode("ascii"): data for marker, data in payloads.items()}
+        self._pattern = re.compile(b"|".join(re.escape(marker) for marker in self._payloads))
+        self._keep = max(len(marker) for marker in self._payloads) - 1
+        self._pending = b""
+
+    def write(self, data: bytes) -> int:
+        """Take one piece of the canonical form."""
+        chunk = self._pending + data if self._pending else data
+        at = 0
+        for match in self._pattern.finditer(chunk):
+            self._sink.write(chunk[at : match.start()])
+            payload = memoryview(self._payloads[match.group()])
+            for start in range(0, len(payload), _PIECE):
+                self._sink.write(binascii.b2a_base64(payload[start : start + _PIECE], newline=False))
+            at = match.end()
+        keep = max(at, len(chunk) - self._keep)  # may be the start of a marker
+        self._sink.write(chunk[at:keep])
+        self._pending = chunk[keep:]
+        return len(data)
+
+    def flush(self) -> None:
+        """The last piece held back."""
+        self._sink.write(self._pending)
+        self._pending = b""
+
+
 def enveloped_digest(
     root: etree._Element,
     signature: etree._Element,
@@ -79,6 +125,7 @@ def enveloped_digest(
     *,
     exclusive: bool,
     inclusive_prefixes: list[str] | None = None,
+    payloads: Mapping[str, bytes] | None = None,
 ) -> bytes:
     """The digest of a whole document under the enveloped-signature transform and C14N 1.0.
 
@@ -92,6 +139,8 @@ def enveloped_digest(
         algorithm: the Reference's DigestMethod.
         exclusive: exclusive canonicalisation (``xml-exc-c14n``) instead of inclusive.
         inclusive_prefixes: the exclusive transform's ``InclusiveNamespaces PrefixList``.
+        payloads: for a tree from ``gateway.edxml.lean.read_lean``: marker text → payload,
+            digested as the base64 text the marker stands for.
 
     Returns:
         The digest to compare with the Reference's DigestValue.
@@ -106,11 +155,14 @@ def enveloped_digest(
         raise InvalidInput("the Signature holds a processing instruction")
     qname = f"{signature.prefix}:Signature" if signature.prefix else "Signature"
     sink = _EnvelopedDigest(algorithm, qname)
+    writer = _Expanding(sink, payloads) if payloads else sink
     # lxml-stubs lag behind lxml: write_c14n takes any object with write() and these keywords.
     root.getroottree().write_c14n(  # type: ignore[call-arg]
-        sink,  # type: ignore[arg-type]
+        writer,  # type: ignore[arg-type]
         exclusive=exclusive,
         with_comments=False,
         inclusive_ns_prefixes=inclusive_prefixes,  # type: ignore[arg-type]
     )
+    if isinstance(writer, _Expanding):
+        writer.flush()
     return sink.digest()

@@ -10,13 +10,13 @@ state next to the findings.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import date
 
-from gateway.edxml.parse import DEFAULT_MAX_ATTACHMENT_BYTES, ParseResult, parse, parse_tree
-from gateway.edxml.xmlsafe import DEFAULT_LIMITS, XMLLimits, XMLRejected, parse_untrusted
+from gateway.edxml.lean import Streamed, read_lean
+from gateway.edxml.parse import DEFAULT_MAX_ATTACHMENT_BYTES, ParseResult, parse_tree, rejected
+from gateway.edxml.xmlsafe import DEFAULT_LIMITS, XMLLimits, XMLRejected
 from gateway.verify.xmldsig import EnvelopeSignature, verify_envelope
 
 __all__ = ["ReadPackage", "read_package"]
@@ -37,7 +37,7 @@ class ReadPackage:
 
 
 def read_package(
-    raw: bytes | Callable[[], bytes],
+    raw: bytes | Callable[[], bytes] | Streamed,
     *,
     limits: XMLLimits = DEFAULT_LIMITS,
     max_attachment_bytes: int = DEFAULT_MAX_ATTACHMENT_BYTES,
@@ -45,10 +45,14 @@ def read_package(
 ) -> ReadPackage:
     """Parse ``raw`` and check its envelope signature.
 
+    The bytes are read by ``gateway.edxml.lean.read_lean``: hashed and pre-scanned, then parsed
+    into a tree without the big base64 payloads, which are decoded once as they pass (a package
+    costs about its attachments' decoded size, not its own size several times; issue 7, P4).
+
     Args:
-        raw: the package bytes exactly as received, or a function called once to get them:
-            then they are let go as soon as they are parsed and hashed, while the tree is read
-            (a caller holding no other reference spares a package's size; issue 7, P4).
+        raw: the package bytes exactly as received, or a function called once to get them
+            (then they are let go once read: a caller holding no other reference spares a
+            package's size), or the package as pieces (``Streamed``: never whole in memory).
         limits: XML size, depth and element-count limits.
         max_attachment_bytes: largest decoded attachment accepted.
         today: the receiving day in Vietnam, for date checks (``None`` skips them).
@@ -56,17 +60,22 @@ def read_package(
     Returns:
         The parse result (model and findings), the envelope signature's outcome, the bytes'
         SHA-256 and size.
+
+    Raises:
+        TypeError: ``raw`` gives something other than bytes (a programming error).
     """
-    data = raw() if callable(raw) else raw
-    sha256, size = hashlib.sha256(data).hexdigest(), len(data)
-    try:
-        root = parse_untrusted(data, limits)
-    except XMLRejected:
-        # Let the parser turn the refusal into its finding (it fails as fast again).
-        parsed = parse(data, limits=limits, max_attachment_bytes=max_attachment_bytes, today=today)
-        return ReadPackage(parsed, None, sha256, size)
-    del data
-    envelope = verify_envelope(root)
-    tree = envelope.signed_root if envelope.valid and envelope.signed_root is not None else root
-    parsed = parse_tree(tree, max_attachment_bytes=max_attachment_bytes, today=today)
-    return ReadPackage(parsed, replace(envelope, signed_root=None), sha256, size)
+    if isinstance(raw, Streamed):
+        lean = read_lean(raw.pieces, limits)
+    else:
+        given = [raw() if callable(raw) else raw]
+        if not isinstance(given[0], bytes):
+            raise TypeError("read_package takes the raw bytes as received, not decoded text")
+        lean = read_lean(lambda: tuple(given), limits)
+        given.clear()
+    if lean.root is None:
+        refused = lean.rejected or XMLRejected("xml-malformed", "no document")
+        return ReadPackage(rejected(refused), None, lean.sha256, lean.size)
+    envelope = verify_envelope(lean.root, payloads=lean.payloads)
+    tree = envelope.signed_root if envelope.valid and envelope.signed_root is not None else lean.root
+    parsed = parse_tree(tree, max_attachment_bytes=max_attachment_bytes, today=today, payloads=lean.payloads)
+    return ReadPackage(parsed, replace(envelope, signed_root=None), lean.sha256, lean.size)

@@ -29,6 +29,7 @@ from cryptography import x509
 
 from gateway.clock import Clock, SystemClock, to_utc, to_vn
 from gateway.edxml.attachments import sniff
+from gateway.edxml.lean import Streamed
 from gateway.edxml.model import Attachment, DocumentPackage, StatusPackage
 from gateway.edxml.xmlsafe import DEFAULT_LIMITS, XMLLimits
 from gateway.settings import IdentitySettings
@@ -190,12 +191,13 @@ class Verified:
 
 
 async def verify_package(
-    raw: bytes | Callable[[], bytes], verifier: Verifier, *, at: datetime | None = None
+    raw: bytes | Callable[[], bytes] | Streamed, verifier: Verifier, *, at: datetime | None = None
 ) -> VerificationReport:
     """Verify one received package.
 
     Args:
-        raw: the package exactly as received, or a function giving it once (``read_package``).
+        raw: the package exactly as received, a function giving it once, or its pieces
+            (``read_package``).
         verifier: the process's examiner, policy, identity and directory.
         at: judge as of this time instead of now (rule replay, ``gateway verify --at``).
 
@@ -210,7 +212,7 @@ async def verify_package(
 
 
 async def verify_and_read(
-    raw: bytes | Callable[[], bytes], verifier: Verifier, *, at: datetime | None = None
+    raw: bytes | Callable[[], bytes] | Streamed, verifier: Verifier, *, at: datetime | None = None
 ) -> Verified:
     """``verify_package``, also handing back the package as read for it.
 
@@ -218,8 +220,8 @@ async def verify_and_read(
     here once spares a second parse and envelope check of a package that may be tens of MB.
 
     Args:
-        raw: the package exactly as received, or a function giving it once: the pipeline hands
-            its only reference over, so the bytes go once parsed (``read_package``).
+        raw: the package exactly as received, a function giving it once (the bytes go once
+            read), or its pieces as read from the spooled mail (``read_package``).
         verifier: the process's examiner, policy, identity and directory.
         at: judge as of this time instead of now.
 

@@ -21,6 +21,8 @@ What "valid" requires, beyond the cryptography, to stop signature-wrapping attac
    form minus the Signature, streamed into the hash), every node of that tree but the
    Signature is covered, so it is the signed tree; no reconstructed copy is needed (a package
    can be tens of MB; issue 7, P4). A Signature holding a processing instruction is invalid.
+   A tree from ``gateway.edxml.lean.read_lean`` holds markers for its big base64 payloads; given
+   ``payloads``, the digest covers each payload's received text where its marker stands.
 
 ``placeholder`` is the SDK's habit of copying a fixed dummy ``SignatureValue`` and a truncated
 or stale certificate into every package (spec §4.1): it signs nothing and is reported as such,
@@ -31,6 +33,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Any
@@ -212,6 +215,9 @@ class _Verifier(XMLVerifier):
     checks SignedInfo, the key and the SignatureValue, and hands us the Reference as signed.
     """
 
+    payloads: Mapping[str, bytes] = {}
+    """Marker text → payload, for a tree from ``gateway.edxml.lean`` (the digest re-encodes them)."""
+
     def get_root(self, data: Any) -> Any:
         if isinstance(data, etree._Element) and data.getparent() is None:
             return data
@@ -241,7 +247,9 @@ class _Verifier(XMLVerifier):
         exclusive = method is not None and method.value.startswith("http://www.w3.org/2001/10/xml-exc-c14n#")
         prefixes = self._get_inclusive_ns_prefixes(transforms[1]) if exclusive else None  # type: ignore[no-untyped-call]
         received = next(e for e in root.iter() if isinstance(e.tag, str) and local_name(e.tag) == "Signature")
-        digest = enveloped_digest(root, received, digest_alg, exclusive=exclusive, inclusive_prefixes=prefixes)
+        digest = enveloped_digest(
+            root, received, digest_alg, exclusive=exclusive, inclusive_prefixes=prefixes, payloads=self.payloads
+        )
         if base64.b64decode(self._find(reference, "DigestValue").text or "") != digest:  # type: ignore[no-untyped-call]
             raise InvalidDigest(f"Digest mismatch for reference {index} ({reference.get('URI')})")
         key = signature_key_used
@@ -250,7 +258,9 @@ class _Verifier(XMLVerifier):
         return VerifyResult(b"", root, signature, signature_key=pem)
 
 
-def _verify_with(root: etree._Element, certs: list[x509.Certificate]) -> tuple[x509.Certificate, VerifyResult] | str:
+def _verify_with(
+    root: etree._Element, certs: list[x509.Certificate], payloads: Mapping[str, bytes]
+) -> tuple[x509.Certificate, VerifyResult] | str:
     """Try each leaf candidate: the signer with signxml's result, or why none verified."""
     signature = next(e for e in root.iter() if isinstance(e.tag, str) and local_name(e.tag) == "Signature")
     header = signature.getparent()
@@ -269,7 +279,9 @@ def _verify_with(root: etree._Element, certs: list[x509.Certificate]) -> tuple[x
         pem = candidate.public_bytes(Encoding.PEM).decode()
         try:
             # Our hardened parser (huge_tree for big base64 nodes) for signxml's internal re-parses.
-            result = _Verifier().verify(root, x509_cert=pem, expect_config=config, parser=make_parser())
+            verifier = _Verifier()
+            verifier.payloads = payloads
+            result = verifier.verify(root, x509_cert=pem, expect_config=config, parser=make_parser())
         except (InvalidSignature, InvalidDigest, InvalidCertificate, InvalidInput) as exc:
             failure = str(exc) or type(exc).__name__
         except (ValueError, TypeError, etree.LxmlError) as exc:  # malformed values inside SignedInfo
@@ -280,11 +292,13 @@ def _verify_with(root: etree._Element, certs: list[x509.Certificate]) -> tuple[x
     return failure
 
 
-def verify_envelope(root: etree._Element) -> EnvelopeSignature:
+def verify_envelope(root: etree._Element, *, payloads: Mapping[str, bytes] | None = None) -> EnvelopeSignature:
     """Check the envelope signature of a parsed package.
 
     Args:
-        root: the root element from ``gateway.edxml.xmlsafe.parse_untrusted``; not modified.
+        root: the root element from ``gateway.edxml.xmlsafe.parse_untrusted`` (or
+            ``gateway.edxml.lean.read_lean``); not modified.
+        payloads: for a tree from ``read_lean``: the payloads its marker texts stand for.
 
     Returns:
         The state, its reason, the algorithms and, when valid, the signer's certificate and
@@ -316,7 +330,7 @@ def verify_envelope(root: etree._Element) -> EnvelopeSignature:
         problem = "KeyInfo carries no X509Certificate to verify with"
     if problem is not None:
         return outcome(SignatureState.INVALID, problem)
-    verified = _verify_with(root, certs)
+    verified = _verify_with(root, certs, payloads or {})
     if isinstance(verified, str):
         return outcome(SignatureState.INVALID, verified)
     signer, result = verified
