@@ -91,7 +91,8 @@ run: deps $(VAR)/gateway.toml
 	@echo "then: $(BIN)/gateway log search --config $(VAR)/gateway.toml; ls $(VAR)/dms/new $(VAR)/axis/new;"
 	@echo "      curl -s http://127.0.0.1:8025/healthz. The archivist pages: make a token with"
 	@echo "      $(BIN)/gateway token add archivist --scope read --config $(VAR)/gateway.toml"
-	@echo "      then kill -HUP the gateway and open http://127.0.0.1:8025/ . Ctrl-C stops the gateway."
+	@echo "      then kill -HUP <pid> (the pid the banner below prints) and open http://127.0.0.1:8025/ ."
+	@echo "      Ctrl-C stops the gateway."
 	@echo
 	@exec $(BIN)/gateway serve --config $(VAR)/gateway.toml
 

@@ -36,6 +36,7 @@ def test_the_unit_commands_parse_with_the_cli(key: str) -> None:
 def test_the_unit_stops_gracefully_and_reloads_with_sighup() -> None:
     service = _service()
     assert service["KillSignal"] == "SIGTERM"
+    assert service["KillMode"] == "mixed", "SIGTERM to the gateway alone: it stops its PDF readers itself"
     assert service["ExecReload"] == "/bin/kill -HUP $MAINPID"
     grace = float(shlex.split(service["ExecStart"])[-1])
     assert float(service["TimeoutStopSec"]) > grace

@@ -7,10 +7,15 @@ function that expects to be given what it needs (HOUSE.md module map).
 from __future__ import annotations
 
 import asyncio
+import functools
+import logging
 import multiprocessing
 import os
-from collections.abc import AsyncIterator, Coroutine
-from concurrent.futures import ProcessPoolExecutor
+import signal
+import threading
+from collections.abc import AsyncIterator, Callable, Coroutine
+from concurrent.futures import Executor, Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,6 +38,7 @@ from gateway.verify.policy import Policy, load_policy
 from gateway.verify.trust import TrustStore
 
 __all__ = [
+    "PdfReaders",
     "Sealing",
     "load_trust_store",
     "open_sealing",
@@ -44,6 +50,7 @@ __all__ = [
 ]
 
 T = TypeVar("T")
+_log = logging.getLogger(__name__)
 
 
 def run(main: Coroutine[Any, Any, T]) -> T:
@@ -87,13 +94,16 @@ def _verifier(settings: Settings, examiner: Examiner, policy: Policy, clock: Clo
     )
 
 
-def pdf_readers(settings: Settings) -> ProcessPoolExecutor | None:
+def pdf_readers(settings: Settings) -> PdfReaders | None:
     """The process pool that reads PDFs (``[verify] workers``), or ``None`` for a worker thread.
 
     Reading a PDF (pyHanko's parser, digests, difference analysis) is pure-Python CPU work: in
     threads it holds the GIL, so one process uses one core whatever the number of packages in
     flight. The pool's processes start on first use, from a fork server (never a fork of the
-    threaded, looping gateway process).
+    threaded, looping gateway process). They ignore SIGINT: Ctrl-C reaches the whole process
+    group, and the gateway, which stops gracefully on it, shuts the pool down itself (a worker
+    that died of it would log a KeyboardInterrupt traceback, fail the PDF it was reading and
+    break the pool). SIGTERM still ends a worker: the pool's own clean-up sends it.
 
     Raises:
         ConfigError: ``workers`` is negative.
@@ -108,10 +118,53 @@ def pdf_readers(settings: Settings) -> ProcessPoolExecutor | None:
         workers = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
     if workers == 1:
         return None
-    return ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("forkserver"))
+    return PdfReaders(
+        functools.partial(
+            ProcessPoolExecutor,
+            workers,
+            mp_context=multiprocessing.get_context("forkserver"),
+            # A builtin, pickled by reference: a worker need not import the gateway to run it.
+            initializer=signal.signal,
+            initargs=(signal.SIGINT, signal.SIG_IGN),
+        )
+    )
 
 
-async def _shutdown(pool: ProcessPoolExecutor | None) -> None:
+class PdfReaders(Executor):
+    """A process pool that replaces itself once one of its processes has died.
+
+    ``ProcessPoolExecutor`` breaks for good when a worker dies (the OOM killer, a signal, a crash
+    in C code): every later submission would fail, and every later package be held. The PDFs that
+    were in flight fail with ``BrokenProcessPool`` (the examiner defers their packages); the next
+    submission starts a new pool.
+    """
+
+    def __init__(self, make: Callable[[], ProcessPoolExecutor]) -> None:
+        self._make = make
+        self._pool = make()
+        self._lock = threading.Lock()
+        self.replaced = 0
+        """How many broken pools were replaced."""
+
+    def submit(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> Future[T]:
+        """Run ``fn`` in a worker process, in a new pool if the current one is broken."""
+        with self._lock:
+            try:
+                return self._pool.submit(fn, *args, **kwargs)
+            except BrokenProcessPool:
+                _log.warning("a PDF reader process died: starting a new pool")
+                self._pool.shutdown(wait=False, cancel_futures=True)
+                self._pool = self._make()
+                self.replaced += 1
+                return self._pool.submit(fn, *args, **kwargs)
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        """Shut the current pool down (see ``Executor.shutdown``)."""
+        with self._lock:
+            self._pool.shutdown(wait=wait, cancel_futures=cancel_futures)
+
+
+async def _shutdown(pool: Executor | None) -> None:
     if pool is not None:
         await asyncio.to_thread(pool.shutdown, wait=True, cancel_futures=True)
 

@@ -31,6 +31,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import ssl
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import AsyncExitStack
@@ -226,13 +227,15 @@ async def serve(
             log.warning("SIGHUP: policy %s now in force for new verifications", policy.sha256[:16])
 
         def reload() -> None:
-            try:
+            try:  # every file read first: nothing changes unless all of them are valid
                 policy = policy_from_settings(settings)
-                submission.reload_users()
-                tokens.reload()
+                use_users = submission.staged_users()
+                use_tokens = tokens.staged()
             except GatewayError as exc:
                 log.error("SIGHUP: reload refused, the previous policy, users and tokens stay in force: %s", exc)
                 return
+            use_users()
+            use_tokens()
             task = asyncio.get_running_loop().create_task(apply(policy), name="reload-policy")
             reloads.add(task)
             task.add_done_callback(reloads.discard)
@@ -252,7 +255,8 @@ async def serve(
                 imap_name = f"{imap.user}@{imap.host}:{imap.port}/{imap.mailbox}"
             running = Running(inbound.address, submission.address, http.address, pki_url, imap_name)
             log.warning(
-                "gateway serving: smtp %s:%d, submission %s:%d, http %s:%d",
+                "gateway serving as pid %d: smtp %s:%d, submission %s:%d, http %s:%d",
+                os.getpid(),
                 *running.smtp,
                 *running.submission,
                 *running.http,

@@ -53,7 +53,14 @@ def load_settings(explicit: Path | None) -> Settings:
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise ConfigError("configuration file not found", path=path) from None
+        # Named by --config or $GATEWAY_CONFIG (./gateway.toml is only taken when it exists).
+        relative = "" if path.is_absolute() else f"; a relative path starts in the working directory, {Path.cwd()}"
+        raise ConfigError(
+            "configuration file not found",
+            path=path,
+            hint="name an existing gateway.toml with --config PATH or the GATEWAY_CONFIG environment variable"
+            + relative,
+        ) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"cannot read the configuration file ({exc})", path=path) from None
     return settings_from_toml(text, path)

@@ -1,8 +1,9 @@
 """``gateway serve``: run the mail gateway (SMTP in, submission, IMAP, the queue, ``/healthz``).
 
 Runs in the foreground until SIGTERM or Ctrl-C (a graceful stop), which suits systemd
-(``Type=exec``) and containers. SIGHUP reloads the policy and the submission users file.
-Logs go to stderr (journald keeps them under systemd).
+(``Type=exec``) and containers. SIGHUP (``kill -HUP PID``; the banner prints the pid) reloads
+the policy, the submission users file and the HTTP tokens file. Logs go to stderr (journald
+keeps them under systemd).
 
 Exit status: 0 after a graceful stop; 2 a configuration error (named with its file and line);
 1 anything else that stopped the service.
@@ -10,6 +11,7 @@ Exit status: 0 after a graceful stop; 2 a configuration error (named with its fi
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Annotated
 
@@ -23,6 +25,9 @@ from gateway.cli.output import host_port
 from gateway.errors import ConfigError
 
 __all__ = ["serve_command"]
+
+_RELOADS = "SIGHUP reloads the policy, the submission users file and the HTTP tokens file"
+"""What ``gateway.app.service``'s SIGHUP handler re-reads, as the banner says it."""
 
 
 @app.command("serve")
@@ -43,7 +48,11 @@ def serve_command(
         ),
     ] = 30.0,
 ) -> None:
-    """Run the gateway until SIGTERM or Ctrl-C (SIGHUP reloads the policy)."""
+    """Run the gateway until SIGTERM or Ctrl-C.
+
+    SIGHUP (kill -HUP PID, the pid the banner prints) reloads the policy, the submission users
+    file and the HTTP tokens file; an invalid file changes nothing.
+    """
     path = find_config(config)
     if path is None:
         raise ConfigError(
@@ -60,8 +69,9 @@ def serve_command(
     config_dir = Path(path).resolve().parent
 
     def ready(running: Running) -> None:
+        pid = os.getpid()
         lines = [
-            "gateway: serving (SIGTERM or Ctrl-C stops, SIGHUP reloads the policy)",
+            f"gateway: serving as pid {pid} (SIGTERM or Ctrl-C stops it)",
             f"  smtp        {host_port(running.smtp)}   packages from the axis",
             f"  submission  {host_port(running.submission)}   drafts from the DMS",
             f"  http        http://{host_port(running.http)}/healthz",
@@ -70,6 +80,7 @@ def serve_command(
             lines.append(f"  imap        {running.imap}")
         if running.pki is not None:
             lines.append(f"  dev PKI     {running.pki}/   OCSP, CRLs, TSA (TEST ONLY)")
+        lines.append(f"  reload      kill -HUP {pid}   {_RELOADS}")
         typer.echo("\n".join(lines), err=True)
 
     run(serve(settings, config_dir=config_dir, grace=grace, ready=ready))

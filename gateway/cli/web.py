@@ -6,12 +6,14 @@ current schema), nothing is written. Pre-flight judges with a verifier of its ow
 ``[verify]``); without trust anchors it answers 503. ``/metrics`` here counts only the queue
 depth: the pipeline's counters are in the ``gateway serve`` process.
 
-Runs in the foreground until SIGTERM or Ctrl-C; SIGHUP reloads the tokens file and the policy.
+Runs in the foreground until SIGTERM or Ctrl-C; SIGHUP (``kill -HUP PID``; the banner prints the
+pid) reloads the tokens file and the policy.
 Exit status: 0 after a stop; 2 a configuration error (named with its file and line).
 """
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Annotated
 
@@ -36,7 +38,10 @@ def web_command(
     ] = None,
     log_level: Annotated[str, typer.Option("--log-level", help="DEBUG, INFO, WARNING or ERROR.")] = "INFO",
 ) -> None:
-    """Serve the read-only HTTP API and pages alone until SIGTERM or Ctrl-C."""
+    """Serve the read-only HTTP API and pages alone until SIGTERM or Ctrl-C.
+
+    SIGHUP (kill -HUP PID, the pid the banner prints) reloads the HTTP tokens file and the policy.
+    """
     path = find_config(config)
     if path is None:
         raise ConfigError("gateway web needs a configuration file", hint="pass --config gateway.toml")
@@ -47,6 +52,11 @@ def web_command(
         raise ConfigError(f"--log-level: {exc}", hint="DEBUG, INFO, WARNING or ERROR") from None
 
     def ready(address: tuple[str, int]) -> None:
-        typer.echo(f"gateway web: serving http://{host_port(address)}/ (SIGTERM or Ctrl-C stops)", err=True)
+        pid = os.getpid()
+        typer.echo(
+            f"gateway web: serving http://{host_port(address)}/ as pid {pid} (SIGTERM or Ctrl-C stops it)\n"
+            f"  reload      kill -HUP {pid}   SIGHUP reloads the HTTP tokens file and the policy",
+            err=True,
+        )
 
     run(serve_web(settings, config_dir=Path(path).resolve().parent, listen=listen, ready=ready))

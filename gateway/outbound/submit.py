@@ -25,6 +25,7 @@ import hmac
 import ipaddress
 import logging
 import secrets
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -278,5 +279,21 @@ class SubmissionSmtp(ListenerEdge):
         Raises:
             ConfigError: as for the constructor; the old users stay in force.
         """
-        if self.settings.users_file is not None:
-            self.handler.users = load_users(self.settings.users_file)
+        self.staged_users()()
+
+    def staged_users(self) -> Callable[[], None]:
+        """Read ``users_file`` again without using it yet; the returned call puts it in force.
+
+        SIGHUP reads every file first and changes nothing unless all of them are valid.
+
+        Raises:
+            ConfigError: as for the constructor; nothing changes.
+        """
+        if self.settings.users_file is None:
+            return lambda: None
+        users = load_users(self.settings.users_file)
+
+        def use() -> None:
+            self.handler.users = users
+
+        return use

@@ -39,6 +39,13 @@ __all__ = [
 ]
 
 
+def _listen(default: str) -> str:
+    """A ``listen`` field: a value of the wrong type (``listen = 25``) is told the form expected."""
+    port = default.rpartition(":")[2]
+    form = f'HOST:PORT in quotes, e.g. listen = "{default}" or "[::1]:{port}"'
+    return field(default=default, metadata={"form": form})
+
+
 @dataclass(frozen=True)
 class IdentitySettings:
     """``[identity]``: who we are on the axis."""
@@ -149,7 +156,7 @@ class StoreSettings:
 class SmtpSettings:
     """``[smtp]``: the listener for packages from the axis (or as a Postfix content filter)."""
 
-    listen: str = "127.0.0.1:2525"
+    listen: str = _listen("127.0.0.1:2525")
     hostname: str = "localhost"
     local_recipients: tuple[str, ...] = ()
     """RCPT for any other address is refused (550); empty: any recipient."""
@@ -164,7 +171,7 @@ class SmtpSettings:
 class SubmissionSettings:
     """``[submission]``: the listener for drafts from the DMS."""
 
-    listen: str = "127.0.0.1:5870"
+    listen: str = _listen("127.0.0.1:5870")
     hostname: str = "localhost"
     max_message_bytes: int = 64 * 1024 * 1024
     tls_cert: Path | None = None
@@ -237,7 +244,7 @@ class QueueSettings:
 class HttpSettings:
     """``[http]``: the one HTTP port: ``/healthz``, ``/metrics``, the JSON API, pre-flight, the pages."""
 
-    listen: str = "127.0.0.1:8025"
+    listen: str = _listen("127.0.0.1:8025")
     tokens: Path | None = None
     """Bearer tokens file (``name:scopes:sha256`` lines, ``gateway token add``); unset: only ``/healthz``."""
     metrics_public: bool = False
@@ -275,6 +282,11 @@ class Settings:
 def settings_from_toml(text: str, source: Path | str) -> Settings:
     """Parse ``gateway.toml`` text.
 
+    Every relative path is relative to the file's directory, resolved exactly once: a path the
+    file writes while it is read (``gateway.settings.reader``), a relative default path
+    (``[store] spool``) here, and only for a key the file does not set. (A URL or a
+    ``maildir:`` target is a string: its user resolves it against the same directory.)
+
     Args:
         text: the file's content.
         source: its path (for messages and for resolving relative paths).
@@ -283,22 +295,27 @@ def settings_from_toml(text: str, source: Path | str) -> Settings:
         ConfigError: invalid TOML, unknown tables or keys, wrong types.
     """
     origin = TomlSource(text, Path(source))
-    return _defaults_beside(table_from_toml(Settings, origin.load(), origin), origin.path.parent)
+    data = origin.load()
+    return _defaults_beside(table_from_toml(Settings, data, origin), data, origin.path.parent)
 
 
-def _defaults_beside(settings: Settings, base: Path) -> Settings:
-    """Resolve relative *default* paths (``[store] spool``) against the file's directory too.
+def _defaults_beside(settings: Settings, data: dict[str, Any], base: Path) -> Settings:
+    """Resolve the relative default paths of the keys ``data`` (the parsed file) does not set.
 
-    Values written in the file were resolved while reading; a default that was not written would
-    otherwise stay relative to the working directory, unlike everything the file says.
+    A value the file writes was resolved while reading and is left alone, even when it comes out
+    equal to the default (``spool = "spool"`` in ``var/gateway.toml`` is ``var/spool``); a
+    default that was not written would otherwise stay relative to the working directory, unlike
+    everything the file says.
     """
     sections: dict[str, Any] = {}
     for section_field in dataclasses.fields(settings):
         section = getattr(settings, section_field.name)
+        # ``table_from_toml`` accepted the file: a section it names is a table.
+        written = data.get(section_field.name, {})
         changes = {
-            f.name: base / value
+            f.name: base / f.default
             for f in dataclasses.fields(section)
-            if isinstance(value := getattr(section, f.name), Path) and not value.is_absolute() and value == f.default
+            if isinstance(f.default, Path) and not f.default.is_absolute() and f.name.rstrip("_") not in written
         }
         if changes:
             sections[section_field.name] = dataclasses.replace(section, **changes)

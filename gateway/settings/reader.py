@@ -6,7 +6,8 @@ either is returned in UTC), ``Literal[...]``, ``tuple[...]`` of those, optional 
 nested dataclasses can be filled from a TOML table: an unknown key, a value of the wrong type or
 a value outside its choices is a ``ConfigError`` that names the file, the line, the key and what
 would be valid. ``gateway.toml``, the policy file, the directory and ``META.toml`` all use it.
-A field without a default is required.
+A field without a default is required. A field's ``metadata["form"]`` describes the value it
+expects in words (``HOST:PORT in quotes, ...``): a value of the wrong type gets it as the hint.
 """
 
 from __future__ import annotations
@@ -196,7 +197,13 @@ def table_from_toml(cls: type[T], data: dict[str, Any], source: TomlSource, tabl
         if spec is None:
             valid = ", ".join(sorted(known))
             raise source.error(f"unknown key '{key}' in {_table_name(table)}", table, key, hint=f"valid keys: {valid}")
-        kwargs[spec.name] = _coerce(source, table, key, hints[spec.name], value)
+        try:
+            kwargs[spec.name] = _coerce(source, table, key, hints[spec.name], value)
+        except ConfigError as exc:
+            form = spec.metadata.get("form")
+            if form is None or exc.hint is not None:
+                raise
+            raise ConfigError(exc.detail, path=exc.path, line=exc.line, hint=f"expected {form}") from None
     for key, spec in known.items():
         if spec.name not in kwargs and spec.default is MISSING and spec.default_factory is MISSING:
             required = ", ".join(k for k, f in known.items() if f.default is MISSING and f.default_factory is MISSING)

@@ -27,6 +27,7 @@ import asyncio
 import functools
 from collections.abc import Sequence
 from concurrent.futures import Executor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -36,6 +37,7 @@ from asn1crypto import ocsp as asn1_ocsp
 from pyhanko.sign.diff_analysis import DiffPolicy
 
 from gateway.clock import Clock
+from gateway.errors import TransientError
 from gateway.verify.certs import AnyCertificate, cert_from_der, facts_from_der
 from gateway.verify.chain import TrustCheck, TrustChecker
 from gateway.verify.facts import (
@@ -213,12 +215,21 @@ class Examiner:
         Returns:
             The facts; ``readable=False`` when pyHanko cannot read the file. A document without
             signatures is readable with no signatures.
+
+        Raises:
+            TransientError: the process reading it died (the package can be judged again later).
         """
         job = functools.partial(read_pdf, data, self._diff_policy)
         if self._executor is None:
             read = await asyncio.to_thread(job)
         else:
-            read = await asyncio.get_running_loop().run_in_executor(self._executor, job)
+            try:
+                read = await asyncio.get_running_loop().run_in_executor(self._executor, job)
+            except BrokenProcessPool as exc:
+                # Not the PDF's fault as far as we know (the OOM killer, a signal): judge it again later.
+                raise TransientError(
+                    f"the process reading {name} died ({exc}); the package will be verified again"
+                ) from exc
         if not read.readable:
             return PdfFacts(name, content_id, read.sha256, False, detail=read.detail, is_main=is_main)
         call = _Call(read, self._clock.now() if at is None else at, settings)

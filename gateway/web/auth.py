@@ -170,8 +170,22 @@ class TokenStore:
         Raises:
             ConfigError: as for :meth:`load` (the tokens in force stay).
         """
-        if self.path is not None:
-            self.tokens = TokenStore.load(self.path).tokens
+        self.staged()()
+
+    def staged(self) -> Callable[[], None]:
+        """Read the file again without using it yet; the returned call puts it in force.
+
+        Raises:
+            ConfigError: as for :meth:`load`; nothing changes.
+        """
+        if self.path is None:
+            return lambda: None
+        tokens = TokenStore.load(self.path).tokens
+
+        def use() -> None:
+            self.tokens = tokens
+
+        return use
 
     def find(self, token: str) -> TokenInfo | None:
         """The entry whose hash matches ``token``, or ``None`` (every entry is compared)."""

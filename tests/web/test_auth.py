@@ -93,6 +93,18 @@ def test_reload_takes_a_good_file_and_keeps_the_old_tokens_on_a_bad_one(tmp_path
     assert store.find("t2") is not None
 
 
+def test_a_staged_reload_changes_nothing_until_it_is_used(tmp_path: Path) -> None:
+    """SIGHUP reads the policy, the users and the tokens first, and puts them in force only together."""
+    path = tmp_path / "tokens"
+    path.write_text(_line("old", "read", "t1") + "\n", encoding="utf-8")
+    store = TokenStore.load(path)
+    path.write_text(_line("new", "read", "t2") + "\n", encoding="utf-8")
+    use = store.staged()
+    assert store.find("t1") is not None and store.find("t2") is None
+    use()
+    assert store.find("t1") is None and store.find("t2") is not None
+
+
 # ------------------------------------------------------------------ refusals over HTTP
 
 
