@@ -100,9 +100,11 @@ def test_a_staged_reload_changes_nothing_until_it_is_used(tmp_path: Path) -> Non
     store = TokenStore.load(path)
     path.write_text(_line("new", "read", "t2") + "\n", encoding="utf-8")
     use = store.staged()
-    assert store.find("t1") is not None and store.find("t2") is None
+    assert store.find("t1") is not None
+    assert store.find("t2") is None
     use()
-    assert store.find("t1") is None and store.find("t2") is not None
+    assert store.find("t1") is None
+    assert store.find("t2") is not None
 
 
 # ------------------------------------------------------------------ refusals over HTTP
