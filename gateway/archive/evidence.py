@@ -16,9 +16,12 @@ judged under, and writes a self-contained zip (names fixed, so scripts and peopl
     README.txt           what each file is and how to check it (Vietnamese, English)
     SHA256SUMS           ``sha256sum -c`` over every other file
 
-Nothing is written to the store or the spool. What is missing (an old verdict whose policy text
-was never kept, a spool file gone) is said in the README and in ``EvidenceSummary.warnings``;
-the bundle is still made with what exists.
+Nothing is written to the store or the spool. A bundle without the original mail is not evidence:
+when the spool cannot give it back (the file is gone or damaged, or the spool named is not the
+one the gateway wrote to), ``build_evidence`` raises :class:`OriginalUnavailable` (naming the spool
+directory it looked in) and writes nothing, unless asked for a ``partial`` bundle. Anything else
+that is missing (a policy text the spool does not hold, a sealed package's send) is said in the
+README and in ``EvidenceSummary.warnings``; the bundle is still made with what exists.
 """
 
 from __future__ import annotations
@@ -26,36 +29,47 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import hashlib
-import io
-import json
-import re
-import unicodedata
-import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from functools import cache
-from importlib.resources import files
 from pathlib import Path
 from typing import Any, BinaryIO, Final
 
-import jinja2
 from sqlalchemy import select
 
-from gateway.clock import Clock, SystemClock, iso_vn, to_vn
+from gateway.archive.bundlefiles import ABOUT, json_bytes, render, safe_name, template_bytes, zip_files
+from gateway.clock import Clock, SystemClock, iso_vn
 from gateway.edxml.model import DocumentPackage
 from gateway.edxml.parse import DEFAULT_MAX_ATTACHMENT_BYTES
+from gateway.errors import GatewayError
 from gateway.pipeline.mails import find_package
 from gateway.store import JournalView, MessageView, NotFound, Spool, SpoolError, SpoolMissing, Store
 from gateway.store.journal import iso_utc, json_sha256
 from gateway.store.tables import journal_head_table
 from gateway.verify.envelope import read_package
 
-__all__ = ["EvidenceFile", "EvidenceSummary", "build_evidence"]
+__all__ = ["EvidenceFile", "EvidenceSummary", "OriginalUnavailable", "build_evidence"]
 
 _XMLDSIG: Final = b"http://www.w3.org/2000/09/xmldsig#"
-_UNSAFE: Final = re.compile(r"[^\w.-]+")
-_EXECUTABLE: Final = frozenset({"chain/verify.py"})
+
+
+class OriginalUnavailable(GatewayError):
+    """The spool cannot give back a work item's original mail, so no bundle of it is evidence.
+
+    Attributes:
+        id: the work item.
+        spool: the spool directory looked in.
+        reason: what the spool said (the file expected, or that its bytes changed).
+    """
+
+    def __init__(self, id: int, spool: Path, reason: str) -> None:
+        self.id = id
+        self.spool = spool
+        self.reason = reason
+        super().__init__(
+            f"the original mail of work item {id} cannot be read from the spool {spool} ({reason}); "
+            "a bundle without it is not evidence"
+        )
 
 
 @dataclass(frozen=True)
@@ -83,6 +97,8 @@ class EvidenceSummary:
     """What the bundle lacks and why (also in its README)."""
     head_seq: int
     """The journal head at export time."""
+    original: bool = True
+    """Whether ``original.eml`` is in the bundle (``False`` only for a ``partial`` one)."""
 
 
 @dataclass
@@ -118,6 +134,7 @@ async def build_evidence(
     intermediates: Sequence[Path] = (),
     max_attachment_bytes: int = DEFAULT_MAX_ATTACHMENT_BYTES,
     clock: Clock | None = None,
+    partial: bool = False,
 ) -> EvidenceSummary:
     """Write the evidence bundle of work item ``id`` to ``out`` (see the module docstring).
 
@@ -130,12 +147,16 @@ async def build_evidence(
         intermediates: intermediate certificate PEM files (``[trust] intermediates``).
         max_attachment_bytes: the largest attachment to decode (``[edxml] max_attachment_bytes``).
         clock: the export time's source (default: the system clock).
+        partial: write the bundle even without the original mail (``summary.original`` is then
+            ``False`` and a warning says why); by default that is :class:`OriginalUnavailable`.
 
     Returns:
         What was written, with the zip's SHA-256 and what is missing.
 
     Raises:
         NotFound: no work item ``id``.
+        OriginalUnavailable: the spool cannot give back the original mail (nothing is written),
+            unless ``partial``.
         OSError: a trust file cannot be read, or ``out`` cannot be written.
         TransientError: the database or the spool cannot be read now.
     """
@@ -145,11 +166,11 @@ async def build_evidence(
     history = await store.history(id)
     head = await _chain_head(store)  # after the rows: the head is at or past every one of them
     bundle = _Bundle(item, (clock or SystemClock()).now())
-    await _mails(bundle, store, spool, max_attachment_bytes)
+    await _mails(bundle, store, spool, max_attachment_bytes, partial=partial)
     await _judgement(bundle, spool)
-    bundle.add("record.json", _json(_record(item)), "Dòng sổ nhận/gửi của mục này / This item's receipt-log row")
-    bundle.add("chain/entries.json", _json(_proof(item, history, head, bundle.at)), _ABOUT["entries"])
-    bundle.add("chain/verify.py", _template_bytes("verify.py"), _ABOUT["verify"])
+    bundle.add("record.json", json_bytes(_record(item)), "Dòng sổ nhận/gửi của mục này / This item's receipt-log row")
+    bundle.add("chain/entries.json", json_bytes(_proof(item, history, head, bundle.at)), ABOUT["entries"])
+    bundle.add("chain/verify.py", template_bytes("verify.py"), ABOUT["verify"])
     await asyncio.to_thread(_trust, bundle, anchors, intermediates)
     data = await asyncio.to_thread(_finish, bundle, history, head)
     await asyncio.to_thread(_write, out, data)
@@ -160,27 +181,8 @@ async def build_evidence(
         sha256=hashlib.sha256(data).hexdigest(),
         warnings=tuple(bundle.warnings),
         head_seq=head[0],
+        original="original.eml" in bundle.contents,
     )
-
-
-_ABOUT: Final = {
-    "original-in": "Thư gốc đúng từng byte như cổng đã nhận / The mail exactly as the gateway received it",
-    "original-out": "Thư đúng từng byte như cổng đã gửi / The mail exactly as the gateway sent it",
-    "original-draft": "Thư bản thảo đúng từng byte như hệ thống QLVB gửi đến / The draft mail exactly as the DMS"
-    " handed it in",
-    "package": "Gói tin edXML trong thư, đúng từng byte / The edXML package in the mail, byte for byte",
-    "sealed": "Gói tin đã ký số mà cổng gửi đi / The sealed package the gateway sent",
-    "attachment": "Tệp đính kèm đã giải mã / A decoded attachment",
-    "report.json": "Báo cáo kiểm tra như đã ghi nhận / The verification report as recorded",
-    "report.html": "Báo cáo kiểm tra, dễ đọc / The verification report, readable",
-    "policy": "Chính sách kiểm tra đã áp dụng / The verification policy the verdict was judged under",
-    "entries": "Các dòng nhật ký chuỗi băm của mục này và đỉnh chuỗi lúc xuất / This item's hash-chained journal"
-    " rows and the chain head at export",
-    "verify": "Chương trình kiểm tra chuỗi băm (Python 3) / The hash-chain checker (Python 3)",
-    "trust": "Chứng thư gốc/trung gian tin cậy / A trusted root or intermediate certificate",
-    "readme": "Hướng dẫn kiểm tra / How to check this bundle",
-    "sums": "SHA-256 của mọi tệp khác (sha256sum -c) / SHA-256 of every other file (sha256sum -c)",
-}
 
 
 async def _chain_head(store: Store) -> tuple[int, str]:
@@ -199,24 +201,40 @@ async def _spooled(bundle: _Bundle, spool: Spool, sha256: str, what: str) -> byt
         return None
 
 
-async def _mails(bundle: _Bundle, store: Store, spool: Spool, max_attachment_bytes: int) -> None:
+async def _original(bundle: _Bundle, spool: Spool, *, partial: bool) -> bytes | None:
+    """The item's mail from the spool; without it: :class:`OriginalUnavailable`, or a warning if ``partial``."""
+    item = bundle.item
+    try:
+        return await spool.get(item.sha256)
+    except SpoolMissing:
+        reason = f"no file {spool.path(item.sha256)}"
+    except SpoolError as exc:
+        reason = str(exc)
+    error = OriginalUnavailable(item.id, spool.directory, reason)
+    if not partial:
+        raise error
+    bundle.warnings.append(f"original.eml is not in the bundle: {error}")
+    return None
+
+
+async def _mails(bundle: _Bundle, store: Store, spool: Spool, max_attachment_bytes: int, *, partial: bool) -> None:
     """original.eml, package.edxml, sealed.edxml and the attachments."""
     item = bundle.item
     kind = (
         "original-in" if item.direction == "in" else "original-draft" if item.kind == "submission" else "original-out"
     )
-    mail = await _spooled(bundle, spool, item.sha256, "original.eml (the mail)")
+    mail = await _original(bundle, spool, partial=partial)
     if mail is None:
         return
-    bundle.add("original.eml", mail, _ABOUT[kind])
+    bundle.add("original.eml", mail, ABOUT[kind])
     package = find_package(mail).package
     if package is None:
         return
-    bundle.add("package.edxml", package, _ABOUT["package"])
+    bundle.add("package.edxml", package, ABOUT["package"])
     if item.kind == "submission":
         sealed = await _sealed(bundle, store, spool)
         if sealed is not None:
-            bundle.add("sealed.edxml", sealed, _ABOUT["sealed"])
+            bundle.add("sealed.edxml", sealed, ABOUT["sealed"])
             package = sealed
     await asyncio.to_thread(_attachments, bundle, package, max_attachment_bytes)
 
@@ -231,21 +249,6 @@ async def _sealed(bundle: _Bundle, store: Store, spool: Spool) -> bytes | None:
     return None if mail is None else find_package(mail).package
 
 
-def _safe_name(name: str, taken: set[str], index: int) -> str:
-    """A file name without directories or odd characters, unique in ``taken``."""
-    base = unicodedata.normalize("NFC", name).replace("\\", "/").rsplit("/", 1)[-1]
-    base = _UNSAFE.sub("-", base).strip(".-")[:100] or f"attachment-{index}"
-    stem, dot, ext = base.rpartition(".")
-    if not dot:
-        stem, ext = base, ""
-    candidate, number = base, 1
-    while candidate.casefold() in taken:
-        number += 1
-        candidate = f"{stem}-{number}.{ext}" if ext else f"{stem}-{number}"
-    taken.add(candidate.casefold())
-    return candidate
-
-
 def _attachments(bundle: _Bundle, package: bytes, max_attachment_bytes: int) -> None:
     """Decode the attachments as the verifier read them (from what the envelope signs, when valid)."""
     parsed = read_package(package, max_attachment_bytes=max_attachment_bytes).parsed.package
@@ -256,8 +259,8 @@ def _attachments(bundle: _Bundle, package: bytes, max_attachment_bytes: int) -> 
         if attachment.data is None:
             bundle.skipped.append(f"{attachment.name} (cid:{attachment.content_id})")
             continue
-        name = _safe_name(attachment.name, taken, index)
-        about = f"{_ABOUT['attachment']}: {attachment.name} (cid:{attachment.content_id}, {attachment.content_type})"
+        name = safe_name(attachment.name, taken, index)
+        about = f"{ABOUT['attachment']}: {attachment.name} (cid:{attachment.content_id}, {attachment.content_type})"
         bundle.add(f"attachments/{name}", attachment.data, about)
 
 
@@ -265,28 +268,28 @@ async def _judgement(bundle: _Bundle, spool: Spool) -> None:
     """report.json and policy.toml (report.html is rendered at the end, with the listing)."""
     item = bundle.item
     if item.report is not None:
-        bundle.add("report.json", _json(item.report), _ABOUT["report.json"])
+        bundle.add("report.json", json_bytes(item.report), ABOUT["report.json"])
     if item.policy_sha256 is None:
         return
     try:
         policy = await spool.get(item.policy_sha256)
     except SpoolMissing:
         bundle.warnings.append(
-            f"policy.toml: the text of policy {item.policy_sha256} was never kept in the spool (a verdict from "
-            "before the gateway kept its policies?); its hash is in report.json and in the journal"
+            f"policy.toml: the text of policy {item.policy_sha256} is not in the spool {spool.directory} (no file "
+            f"{spool.path(item.policy_sha256)}); its hash is in report.json and in the journal"
         )
     except SpoolError as exc:
         bundle.warnings.append(f"policy.toml is not in the bundle: {exc}")
     else:
-        bundle.add("policy.toml", policy, _ABOUT["policy"])
+        bundle.add("policy.toml", policy, ABOUT["policy"])
 
 
 def _trust(bundle: _Bundle, anchors: Sequence[Path], intermediates: Sequence[Path]) -> None:
     taken: set[str] = set()
     for folder, paths in (("anchors", anchors), ("intermediates", intermediates)):
         for index, path in enumerate(paths, start=1):
-            name = _safe_name(Path(path).name, taken, index)
-            bundle.add(f"trust/{folder}/{name}", Path(path).read_bytes(), f"{_ABOUT['trust']} ({path})")
+            name = safe_name(Path(path).name, taken, index)
+            bundle.add(f"trust/{folder}/{name}", Path(path).read_bytes(), f"{ABOUT['trust']} ({path})")
 
 
 def _record(item: MessageView) -> dict[str, Any]:
@@ -313,33 +316,11 @@ def _proof(item: MessageView, history: list[JournalView], head: tuple[int, str],
     return {
         "message_id": item.id,
         "exported_at": iso_vn(at),
-        "hash": "sha256(prev_hash + canonical_json({seq, message_id, event, at, data}))",
+        "hash": "sha256(prev_hash + canonicaljson_bytes({seq, message_id, event, at, data}))",
         "canonical_json": "UTF-8, sorted keys, separators (',', ':'), non-ASCII kept, no NaN",
         "entries": entries,
         "head": {"seq": head[0], "hash": head[1]},
     }
-
-
-def _json(value: Any) -> bytes:
-    return (json.dumps(value, ensure_ascii=False, indent=2, sort_keys=True) + "\n").encode("utf-8")
-
-
-@cache
-def _environment() -> jinja2.Environment:
-    return jinja2.Environment(
-        loader=jinja2.PackageLoader("gateway.archive", "templates"),
-        autoescape=jinja2.select_autoescape(enabled_extensions=("html",), default=False),
-        undefined=jinja2.StrictUndefined,
-        keep_trailing_newline=True,
-    )
-
-
-def _template_bytes(name: str) -> bytes:
-    return files("gateway.archive").joinpath("templates", name).read_bytes()
-
-
-def _render(name: str, **context: Any) -> bytes:
-    return _environment().get_template(name).render(**context).encode("utf-8")
 
 
 def _finish(bundle: _Bundle, history: list[JournalView], head: tuple[int, str]) -> bytes:
@@ -355,9 +336,9 @@ def _finish(bundle: _Bundle, history: list[JournalView], head: tuple[int, str]) 
         "warnings": bundle.warnings,
         "skipped": bundle.skipped,
     }
-    bundle.add("report.html", _render("evidence-report.html", files=bundle.listing(), **context), _ABOUT["report.html"])
+    bundle.add("report.html", render("evidence-report.html", files=bundle.listing(), **context), ABOUT["report.html"])
     package = bundle.contents.get("sealed.edxml", bundle.contents.get("package.edxml"))
-    readme = _render(
+    readme = render(
         "evidence-README.txt",
         files=bundle.listing(),
         signed_envelope=package is not None and _XMLDSIG in package,
@@ -366,10 +347,10 @@ def _finish(bundle: _Bundle, history: list[JournalView], head: tuple[int, str]) 
         trust=[n for n in bundle.contents if n.startswith("trust/")],
         **context,
     )
-    bundle.add("README.txt", readme, _ABOUT["readme"])
+    bundle.add("README.txt", readme, ABOUT["readme"])
     sums = "".join(f"{f.sha256}  {f.name}\n" for f in bundle.listing())
-    bundle.add("SHA256SUMS", sums.encode("utf-8"), _ABOUT["sums"])
-    return _zip(bundle.contents, bundle.at)
+    bundle.add("SHA256SUMS", sums.encode("utf-8"), ABOUT["sums"])
+    return zip_files(bundle.contents, bundle.at)
 
 
 def _write(out: BinaryIO | Path, data: bytes) -> None:
@@ -377,15 +358,3 @@ def _write(out: BinaryIO | Path, data: bytes) -> None:
         out.write_bytes(data)
     else:
         out.write(data)
-
-
-def _zip(contents: dict[str, bytes], at: datetime) -> bytes:
-    buffer = io.BytesIO()
-    stamp = to_vn(at).timetuple()[:6]
-    with zipfile.ZipFile(buffer, "w") as archive:
-        for name, data in contents.items():
-            info = zipfile.ZipInfo(name, date_time=stamp)
-            info.compress_type = zipfile.ZIP_DEFLATED
-            info.external_attr = (0o755 if name in _EXECUTABLE else 0o644) << 16
-            archive.writestr(info, data)
-    return buffer.getvalue()

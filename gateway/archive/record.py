@@ -34,7 +34,16 @@ from gateway.errors import TransientError
 from gateway.pipeline.notices import NOTICE_KINDS, NoticeKind, notice_kind
 from gateway.store import JournalView, MessageView, NotFound, Spool, SpoolError, StatusEventView, Store
 
-__all__ = ["SOURCES", "STATUS_EN", "STATUS_VI", "DocumentRecord", "TimelineEntry", "load_record", "message_json"]
+__all__ = [
+    "SOURCES",
+    "STATUS_EN",
+    "STATUS_VI",
+    "DocumentRecord",
+    "TimelineEntry",
+    "finding_codes",
+    "load_record",
+    "message_json",
+]
 
 SOURCES: Final = ("system", "sender", "signature", "timestamp")
 STATUS_VI: Final = {
@@ -326,10 +335,28 @@ def _summary(m: MessageView) -> dict[str, Any]:
     }
 
 
+def finding_codes(m: MessageView | None) -> list[str]:
+    """The distinct finding codes of a work item, in the order its report first names them.
+
+    A code a report names once per signature or attachment (``pdf-signature-invalid`` for each
+    signature of a tampered PDF) is listed once; each finding in full stays in ``findings``.
+    """
+    codes = (str(f.get("code") or "") for f in (m.findings if m is not None else None) or ())
+    return [code for code in dict.fromkeys(codes) if code]
+
+
 def message_json(m: MessageView) -> dict[str, Any]:
-    """One work item as a search result (``GET /api/v1/messages`` items): times +07:00, no report."""
-    codes = [str(f.get("code")) for f in m.findings or ()]
-    return {**_summary(m), "verdict": m.verdict, "indication": m.indication, "finding_codes": codes, "size": m.size}
+    """One work item as a search result (``GET /api/v1/messages`` items): times +07:00, no report.
+
+    ``finding_codes`` holds each code once (:func:`finding_codes`).
+    """
+    return {
+        **_summary(m),
+        "verdict": m.verdict,
+        "indication": m.indication,
+        "finding_codes": finding_codes(m),
+        "size": m.size,
+    }
 
 
 async def _notice_kinds(spool: Spool | None, children: tuple[MessageView, ...]) -> dict[int, NoticeKind]:

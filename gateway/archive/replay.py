@@ -31,9 +31,11 @@ from gateway.store import MessageView, Spool, SpoolCorrupted, SpoolMissing, Stor
 from gateway.verify.package import Verifier, verify_package
 from gateway.verify.report import Verdict, VerificationReport
 
-__all__ = ["Flip", "ReplayResult", "Skipped", "direction_of", "replay"]
+__all__ = ["MISSING_ORIGINAL", "Flip", "ReplayResult", "Skipped", "direction_of", "replay"]
 
 _CONCURRENCY = 4
+MISSING_ORIGINAL = "original mail missing from the spool"
+"""How a skip reason starts when the spool has no file for the item; the spool directory follows."""
 
 Progress = Callable[[int, int], None]
 """``progress(done, total)``: called once before the first package and after each one."""
@@ -163,7 +165,7 @@ async def _judge(item: MessageView, spool: Spool, verifier: Verifier) -> Verific
     try:
         mail = await spool.get(item.sha256)
     except SpoolMissing:
-        return _skip(item, "original mail missing from the spool")
+        return _skip(item, f"{MISSING_ORIGINAL} {spool.directory}")
     except SpoolCorrupted:
         return _skip(item, "original mail in the spool does not match its SHA-256")
     found = await asyncio.to_thread(find_package, mail)

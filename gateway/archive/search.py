@@ -43,10 +43,13 @@ class FilterError(ValueError):
 
     Attributes:
         field: the option's name (``from``, ``sender``, ``limit``…).
+        accepted: the forms the option takes, in a few words (``accepted, refused, deferred``;
+            the HTTP API's ``accepted`` field).
     """
 
-    def __init__(self, field: str, message: str) -> None:
+    def __init__(self, field: str, message: str, *, accepted: str) -> None:
         self.field = field
+        self.accepted = accepted
         super().__init__(message)
 
 
@@ -125,9 +128,15 @@ def _word(field: str, value: str | None, *, limit: int = 255) -> str | None:
     if not text:
         return None
     if len(text) > limit:
-        raise FilterError(field, f"{field} is {len(text)} characters long; at most {limit} are accepted")
+        raise FilterError(
+            field,
+            f"{field} is {len(text)} characters long; at most {limit} are accepted",
+            accepted=f"text of at most {limit} characters",
+        )
     if any(ord(c) < 32 for c in text):
-        raise FilterError(field, f"{field} {value!r} contains a control character; give plain text")
+        raise FilterError(
+            field, f"{field} {value!r} contains a control character; give plain text", accepted="plain text"
+        )
     return text
 
 
@@ -136,7 +145,7 @@ def _choice(field: str, value: str | None, choices: tuple[str, ...]) -> str | No
     if text is None:
         return None
     if text.lower() not in choices:
-        raise FilterError(field, f"{field} {value!r} is not one of: {', '.join(choices)}")
+        raise FilterError(field, f"{field} {value!r} is not one of: {', '.join(choices)}", accepted=", ".join(choices))
     return text.lower()
 
 
@@ -147,7 +156,7 @@ def _when(field: str, value: str | None, now: datetime, *, end: bool) -> datetim
     try:
         return parse_when(text, now, end=end)
     except ValueError:
-        raise FilterError(field, f"{field} {value!r} is not {_WHEN_FORMS}") from None
+        raise FilterError(field, f"{field} {value!r} is not {_WHEN_FORMS}", accepted=_WHEN_FORMS) from None
 
 
 def _number(field: str, value: str | int | None, *, low: int, high: int | None = None) -> int | None:
@@ -159,7 +168,7 @@ def _number(field: str, value: str | int | None, *, low: int, high: int | None =
         number = None
     if number is None or number < low or (high is not None and number > high):
         span = f"in {low}..{high}" if high is not None else f"from {low}"
-        raise FilterError(field, f"{field} {value!r} is not a whole number {span}")
+        raise FilterError(field, f"{field} {value!r} is not a whole number {span}", accepted=f"a whole number {span}")
     return number
 
 
@@ -188,7 +197,11 @@ def build_filter(
     since = _when("from", from_, now, end=False)
     until = _when("to", to, now, end=True)
     if since is not None and until is not None and since >= until:
-        raise FilterError("to", f"to ({iso_vn(until)}) is not after from ({iso_vn(since)}): the range is empty")
+        raise FilterError(
+            "to",
+            f"to ({iso_vn(until)}) is not after from ({iso_vn(since)}): the range is empty",
+            accepted=f"a time after from ({iso_vn(since)})",
+        )
     return SearchFilter(
         since=since,
         until=until,
@@ -224,7 +237,9 @@ async def search(store: Store, flt: SearchFilter) -> SearchPage:
         )
     except NotFound:
         raise FilterError(
-            "before_id", f"before_id {flt.before_id} names no work item; use a page's next_before_id"
+            "before_id",
+            f"before_id {flt.before_id} names no work item; use a page's next_before_id",
+            accepted="the id a page's next link (next_before_id) gives",
         ) from None
     items = tuple(found[: flt.limit])
     more = len(found) > flt.limit

@@ -18,6 +18,8 @@ from gateway.cli import tokens as _tokens  # noqa: F401  registers `gateway toke
 from gateway.cli import users as _users  # noqa: F401  registers `gateway submission-user`
 from gateway.cli import verify as _verify  # noqa: F401  registers `gateway verify`
 from gateway.cli import web as _web  # noqa: F401  registers `gateway web`
-from gateway.cli.app import app, main
+from gateway.cli.app import app, main, name_arguments_by_metavar
 
 __all__ = ["app", "main"]
+
+name_arguments_by_metavar(app)  # every command is registered by now

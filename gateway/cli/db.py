@@ -20,7 +20,7 @@ from gateway.store import Store, resolve_url
 from gateway.store.db import create_engine, prepare_sqlite_file
 from gateway.store.migrate import current_revision, upgrade
 
-__all__ = ["db_app", "open_store", "store_url"]
+__all__ = ["db_app", "open_store", "spool_hint", "store_url"]
 
 db_app = typer.Typer(help="The receipt log's database: schema migrations.")
 app.add_typer(db_app, name="db")
@@ -36,6 +36,20 @@ def store_url(config: Path | None) -> str:
     path = find_config(config)
     base = path.resolve().parent if path is not None else Path.cwd()
     return resolve_url(settings.store.url, base)
+
+
+def spool_hint(config: Path | None) -> str:
+    """What to check when the spool lacks a mail the receipt log names: which ``[store] spool`` was read.
+
+    A read-only command given another configuration than the running gateway's (or none) reads
+    another spool; the hint names the file whose setting was used.
+    """
+    path = find_config(config)
+    named = f"[store] spool in {path}" if path is not None else "the built-in default [store] spool (no --config)"
+    return (
+        f"is {named} the spool of the gateway that recorded it? "
+        "pass the configuration the gateway runs with (--config or GATEWAY_CONFIG)"
+    )
 
 
 async def open_store(url: str) -> Store:

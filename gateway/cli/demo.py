@@ -10,7 +10,8 @@ refusal sent back to the partner).
 
 Exit status: 0 the valid sample was accepted and delivered and the two others refused; 1 anything
 else, including no gateway listening; 2 usage or configuration error (no ``[dev] pki``); 3 the
-development PKI's OCSP or TSA did not answer while the samples were signed.
+development PKI's OCSP or TSA did not answer while the samples were signed, or the receipt log's
+database cannot be read now (a ``TransientError``: the same command may succeed later).
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from rich.console import Console
 from rich.table import Table
 
 from gateway.app import open_sealing, run
+from gateway.archive.record import finding_codes
 from gateway.cli.app import app
 from gateway.cli.config import ConfigOption, find_config, load_settings
 from gateway.cli.db import open_store, store_url
@@ -175,15 +177,6 @@ def _as_expected(outcome: _Outcome) -> bool:
     return (item.verdict, item.state) == ("refused", "refused")
 
 
-def _codes(item: MessageView | None) -> list[str]:
-    codes: list[str] = []
-    for finding in (item.findings if item is not None else None) or ():
-        code = str(finding.get("code", ""))
-        if code and code not in codes:
-            codes.append(code)
-    return codes
-
-
 def _went(outcome: _Outcome, settings: Settings) -> list[str]:
     item = outcome.item
     if item is None:
@@ -227,7 +220,7 @@ def _table(outcomes: Sequence[_Outcome], settings: Settings) -> Table:
             "" if item is None or item.received_at is None else iso_vn(item.received_at),
             "-" if item is None else item.state,
             "" if item is None else item.verdict or "",
-            "\n".join(_codes(item)) or "-",
+            "\n".join(finding_codes(item)) or "-",
             "\n".join(_went(o, settings)),
         )
     return table
@@ -247,7 +240,7 @@ def _as_json(outcome: _Outcome, settings: Settings) -> dict[str, Any]:
         "received_at": None if item is None or item.received_at is None else iso_vn(item.received_at),
         "state": None if item is None else item.state,
         "verdict": None if item is None else item.verdict,
-        "findings": _codes(item),
+        "findings": finding_codes(item),
         "went": _went(outcome, settings),
     }
 
@@ -311,7 +304,8 @@ async def _demo(
 def demo_command(
     config: ConfigOption = None,
     timeout: Annotated[
-        float, typer.Option("--timeout", min=1, help="Seconds to wait for the verdicts after sending.")
+        float,
+        typer.Option("--timeout", metavar="SECONDS", min=1, help="Seconds to wait for the verdicts after sending."),
     ] = 120.0,
     smtp: Annotated[
         str | None,
@@ -329,7 +323,10 @@ def demo_command(
 ) -> None:
     """Send a valid, a tampered and an unsigned sample package to the running gateway and show the log rows.
 
-    Exit 0 when the valid one was accepted and delivered and the other two refused, 1 otherwise.
+    Exit status: 0 the valid one was accepted and delivered and the other two refused; 1 anything
+    else, including no gateway answering SMTP; 2 usage or configuration error (no [dev] pki, no
+    configuration); 3 the development PKI's OCSP or TSA (served by `gateway serve` with [dev] pki)
+    did not answer while the samples were signed, or the receipt log cannot be read now: try again.
     """
     path = find_config(config)
     if path is None:

@@ -199,7 +199,7 @@ def _show(report: dict[str, Any]) -> None:
 
 @edxml_app.command("inspect")
 def inspect_command(
-    file: Annotated[Path, typer.Argument(help="The .edxml package to inspect.", dir_okay=False)],
+    file: Annotated[Path, typer.Argument(metavar="FILE", help="The .edxml package to inspect.", dir_okay=False)],
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object instead of tables.")] = False,
     config: ConfigOption = None,
 ) -> None:
@@ -320,20 +320,28 @@ def build_command(
 @edxml_app.command("status")
 def status_command(
     for_package: Annotated[Path, typer.Option("--for", help="The package this status answers.", dir_okay=False)],
-    code: Annotated[str, typer.Option("--code", help="Status code: 01 02 03 04 05 06 13 15 16.")],
+    code: Annotated[str, typer.Option("--code", metavar="NN", help="Status code: 01 02 03 04 05 06 13 15 16.")],
     out: Output,
-    reason: Annotated[str | None, typer.Option("--reason", help="Description; required for 02, 13 and 16.")] = None,
-    sender: Annotated[
-        str | None, typer.Option("--from", help="Our OrganId (default: first of [identity] organ_ids).")
+    reason: Annotated[
+        str | None, typer.Option("--reason", metavar="TEXT", help="Description; required for 02, 13 and 16.")
     ] = None,
-    staff: Annotated[str | None, typer.Option("--staff", help="Name of the clerk who acted.")] = None,
-    department: Annotated[str | None, typer.Option("--department", help="The clerk's department.")] = None,
+    sender: Annotated[
+        str | None,
+        typer.Option("--from", metavar="ORGANID", help="Our OrganId (default: first of [identity] organ_ids)."),
+    ] = None,
+    staff: Annotated[str | None, typer.Option("--staff", metavar="NAME", help="Name of the clerk who acted.")] = None,
+    department: Annotated[
+        str | None, typer.Option("--department", metavar="NAME", help="The clerk's department.")
+    ] = None,
     sign_key: SignKey = None,
     sign_pass_env: SignPassEnv = None,
     sign_pass_file: SignPassFile = None,
     config: ConfigOption = None,
 ) -> None:
-    """Write the status package (e.g. 02 "Từ chối tiếp nhận" with the reason) answering PACKAGE."""
+    """Write the status package that answers the package given with --for, in the status code given with --code.
+
+    For example --code 02 ("Từ chối tiếp nhận", refused) with --reason saying why.
+    """
     settings = load_settings(config)
     key = _signing_key(sign_key, sign_pass_env, sign_pass_file)
     _, read = _read(for_package, settings)

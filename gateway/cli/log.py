@@ -34,7 +34,7 @@ from gateway.cli.config import ConfigOption, load_settings
 from gateway.cli.db import open_store, store_url
 from gateway.cli.output import console, err_console, print_json, shown_time
 from gateway.clock import SystemClock
-from gateway.errors import ConfigError
+from gateway.errors import ConfigError, GatewayError
 from gateway.store import STATES, ChainCheck, MessageView, NotFound, Spool
 
 __all__ = ["log_app", "parse_since"]
@@ -136,11 +136,14 @@ def _table(views: list[MessageView]) -> Table:
 @log_app.command("list")
 def list_command(
     since: Annotated[
-        str | None, typer.Option("--since", help="Received since: 30d, 12h, a date (2025-03-14) or ISO 8601.")
+        str | None,
+        typer.Option("--since", metavar="WHEN", help="Received since: 30d, 12h, a date (2025-03-14) or ISO 8601."),
     ] = None,
-    state: Annotated[str | None, typer.Option("--state", help=f"Only this state ({', '.join(STATES)}).")] = None,
-    direction: Annotated[str | None, typer.Option("--direction", help="Only 'in' or 'out'.")] = None,
-    limit: Annotated[int, typer.Option("--limit", min=1, help="At most this many (the newest).")] = 100,
+    state: Annotated[
+        str | None, typer.Option("--state", metavar="STATE", help=f"Only this state ({', '.join(STATES)}).")
+    ] = None,
+    direction: Annotated[str | None, typer.Option("--direction", metavar="in|out", help="Only 'in' or 'out'.")] = None,
+    limit: Annotated[int, typer.Option("--limit", metavar="N", min=1, help="At most this many (the newest).")] = 100,
     as_json: Annotated[bool, typer.Option("--json", help="A JSON array (times +07:00; reports left out).")] = False,
     config: ConfigOption = None,
 ) -> None:
@@ -216,24 +219,42 @@ def _option_error(exc: FilterError) -> ConfigError:
 @log_app.command("search")
 def search_command(
     from_: Annotated[
-        str | None, typer.Option("--from", help="Received from: a date (2025-03-14, Vietnam time), ISO 8601 or 30d.")
+        str | None,
+        typer.Option(
+            "--from", metavar="DATE", help="Received from: a date (2025-03-14, Vietnam time), ISO 8601 or 30d."
+        ),
     ] = None,
     to: Annotated[
-        str | None, typer.Option("--to", help="Received before the end of this date (or before this time).")
+        str | None,
+        typer.Option("--to", metavar="DATE", help="Received before the end of this date (or before this time)."),
     ] = None,
-    sender: Annotated[str | None, typer.Option("--sender", help="The sending organ's OrganId.")] = None,
-    recipient: Annotated[str | None, typer.Option("--recipient", help="A recipient organ's OrganId.")] = None,
-    code: Annotated[str | None, typer.Option("--code", help="The number/notation, exactly: 123/UBND-VP.")] = None,
-    verdict: Annotated[str | None, typer.Option("--verdict", help="accepted, refused or deferred.")] = None,
-    direction: Annotated[str | None, typer.Option("--direction", help="in (received) or out (sent).")] = None,
+    sender: Annotated[
+        str | None, typer.Option("--sender", metavar="ORGANID", help="The sending organ's OrganId.")
+    ] = None,
+    recipient: Annotated[
+        str | None, typer.Option("--recipient", metavar="ORGANID", help="A recipient organ's OrganId.")
+    ] = None,
+    code: Annotated[
+        str | None, typer.Option("--code", metavar="NUMBER/NOTATION", help="The number/notation, exactly: 123/UBND-VP.")
+    ] = None,
+    verdict: Annotated[
+        str | None, typer.Option("--verdict", metavar="VERDICT", help="accepted, refused or deferred.")
+    ] = None,
+    direction: Annotated[
+        str | None, typer.Option("--direction", metavar="in|out", help="in (received) or out (sent).")
+    ] = None,
     text: Annotated[
-        str | None, typer.Option("--text", help="Words that must all occur (subject, number, ids, findings).")
+        str | None,
+        typer.Option("--text", metavar="WORDS", help="Words that must all occur (subject, number, ids, findings)."),
     ] = None,
-    limit: Annotated[str | None, typer.Option("--limit", help="At most this many, 1..500 (default 50).")] = None,
+    limit: Annotated[
+        str | None, typer.Option("--limit", metavar="N", help="At most this many, 1..500 (default 50).")
+    ] = None,
     before_id: Annotated[
-        str | None, typer.Option("--before-id", help="The next page: the id printed after the previous one.")
+        str | None,
+        typer.Option("--before-id", metavar="ID", help="The next page: the id printed after the previous one."),
     ] = None,
-    fmt: Annotated[str, typer.Option("--format", help="table, csv or json.")] = "table",
+    fmt: Annotated[str, typer.Option("--format", metavar="table|csv|json", help="table, csv or json.")] = "table",
     config: ConfigOption = None,
 ) -> None:
     """Find documents in the receipt log, newest first, with times in +07:00."""
@@ -301,7 +322,7 @@ def _print_record(record: DocumentRecord) -> None:
 
 @log_app.command("show")
 def show_command(
-    id: Annotated[int, typer.Argument(help="The work item's id (from `gateway log search`).", min=1)],
+    id: Annotated[int, typer.Argument(metavar="ID", help="The work item's id (from `gateway log search`).", min=1)],
     as_json: Annotated[bool, typer.Option("--json", help="The whole record as JSON (times +07:00).")] = False,
     config: ConfigOption = None,
 ) -> None:
@@ -309,8 +330,9 @@ def show_command(
     try:
         record = run(_record(store_url(config), id, Spool(load_settings(config).store.spool)))
     except NotFound:
-        err_console.print(f"no work item {id}")
-        raise typer.Exit(1) from None
+        raise GatewayError(
+            f"no work item {id} in the receipt log (gateway log search or gateway log list shows the ids)"
+        ) from None
     if as_json:
         print_json(record.to_json())
     else:

@@ -19,6 +19,8 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.cells import cell_len
+from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 
@@ -118,45 +120,95 @@ def _as_json(v: MessageView) -> dict[str, Any]:
     }
 
 
-def _table(views: list[MessageView]) -> Table:
-    table = Table(box=None, pad_edge=False)
-    headings = (
-        "id",
-        "kind",
-        "state",
-        "received (+07:00)",
-        "document / subject",
-        "from",
-        "attempts",
-        "next attempt (+07:00)",
-        "last error / hold reason",
+_HEADINGS = (
+    "id",
+    "kind",
+    "state",
+    "received (+07:00)",
+    "document / subject",
+    "from",
+    "attempts",
+    "next attempt (+07:00)",
+    "last error / hold reason",
+)
+_WRAPPING = frozenset({"document / subject", "from", "last error / hold reason"})
+"""The columns that wrap when the console is narrow; the others (ids, kinds, states, counts and
+times) are never cut: a clipped ``submis…`` or ``2026-11-22T01:14:59+…`` would mislead an admin."""
+_WRAP_WIDTH = 12
+"""The narrowest a wrapping column may get before the list is shown one block per item instead."""
+
+
+def _cells(v: MessageView) -> tuple[str, ...]:
+    """One item's values, in ``_HEADINGS`` order."""
+    return (
+        str(v.id),
+        v.kind,
+        v.state,
+        shown_time(v.received_at) or "",
+        _clip(v.document_id or v.subject, 60),
+        v.from_organ or v.mail_from or "<>",
+        str(v.attempts),
+        (shown_time(v.next_attempt_at) or "") if v.state == "deferred" else "",
+        _clip(v.last_error, _ERROR_CHARS),
     )
-    for heading in headings:
-        table.add_column(heading, no_wrap=True)
-    for v in views:
-        cells = (
-            str(v.id),
-            v.kind,
-            v.state,
-            shown_time(v.received_at) or "",
-            _clip(v.document_id or v.subject, 60),
-            v.from_organ or v.mail_from or "<>",
-            str(v.attempts),
-            (shown_time(v.next_attempt_at) or "") if v.state == "deferred" else "",
-            _clip(v.last_error, _ERROR_CHARS),
-        )
-        table.add_row(*(Text(c) for c in cells))  # mail-borne text is never rich markup
+
+
+def _fits(rows: list[tuple[str, ...]], width: int) -> bool:
+    """Whether a table of ``rows`` fits ``width`` with every fixed column whole."""
+    needed = 2 * (len(_HEADINGS) - 1)  # one space either side of each inner column edge
+    for index, heading in enumerate(_HEADINGS):
+        widest = max(cell_len(heading), *(cell_len(row[index]) for row in rows))
+        needed += min(widest, _WRAP_WIDTH) if heading in _WRAPPING else widest
+    return needed <= width
+
+
+def _table(rows: list[tuple[str, ...]]) -> Table:
+    table = Table(box=None, pad_edge=False)
+    for index, heading in enumerate(_HEADINGS):
+        if heading in _WRAPPING:
+            table.add_column(heading, overflow="fold", min_width=min(cell_len(heading), _WRAP_WIDTH))
+        else:
+            table.add_column(heading, no_wrap=True, min_width=max(cell_len(row[index]) for row in rows))
+    for row in rows:
+        table.add_row(*(Text(c) for c in row))  # mail-borne text is never rich markup
     return table
+
+
+def _blocks(rows: list[tuple[str, ...]]) -> Group:
+    """One block per item, for a console too narrow for the table: nothing is cut, long text wraps."""
+    parts: list[Text | Table] = []
+    for number, row in enumerate(rows):
+        parts.append(
+            Text(("\n" if number else "") + f"{row[0]}  {row[1]}  {row[2]}  received {row[3]}  attempts {row[6]}")
+        )
+        details = Table.grid(padding=(0, 1), pad_edge=False)
+        details.add_column(no_wrap=True, min_width=len("  next attempt:"))  # the same indent in every block
+        details.add_column(overflow="fold")
+        for label, value in (("next attempt", row[7]), ("document", row[4]), ("from", row[5]), ("last error", row[8])):
+            if value:
+                details.add_row(Text(f"  {label}:"), Text(value))
+        parts.append(details)
+    return Group(*parts)
+
+
+def _listing(views: list[MessageView], width: int) -> Table | Group:
+    """The items as a table when it fits ``width`` columns, else one block per item."""
+    rows = [_cells(v) for v in views]
+    return _table(rows) if _fits(rows, width) else _blocks(rows)
 
 
 @queue_app.command("list")
 def list_command(
     state: Annotated[
         str | None,
-        typer.Option("--state", help="hold, deferred, or all (every state); default: hold and deferred."),
+        typer.Option(
+            "--state", metavar="STATE", help="hold, deferred, or all (every state); default: hold and deferred."
+        ),
     ] = None,
-    kind: Annotated[str | None, typer.Option("--kind", help=f"Only this kind ({', '.join(KINDS)}).")] = None,
-    limit: Annotated[int, typer.Option("--limit", min=1, help="At most this many (the newest).")] = 100,
+    kind: Annotated[
+        str | None, typer.Option("--kind", metavar="KIND", help=f"Only this kind ({', '.join(KINDS)}).")
+    ] = None,
+    limit: Annotated[int, typer.Option("--limit", metavar="N", min=1, help="At most this many (the newest).")] = 100,
     as_json: Annotated[bool, typer.Option("--json", help="A JSON array (times +07:00).")] = False,
     config: ConfigOption = None,
 ) -> None:
@@ -181,7 +233,7 @@ def list_command(
     if not views:
         err_console.print("no matching work items" if state is not None else "nothing held or deferred")
         return
-    console.print(_table(views))
+    console.print(_listing(views, console.width))
     held = sum(v.state == "hold" for v in views)
     deferred = sum(v.state == "deferred" for v in views)
     err_console.print(f"{len(views)} item(s): {held} held, {deferred} deferred")
@@ -229,7 +281,9 @@ async def _retry_all(url: str, ids: list[int], reason: str, *, force: bool) -> l
 @queue_app.command("retry")
 def retry_command(
     ids: IdsArgument,
-    reason: Annotated[str | None, typer.Option("--reason", help="Why (journaled with your user name).")] = None,
+    reason: Annotated[
+        str | None, typer.Option("--reason", metavar="TEXT", help="Why (journaled with your user name).")
+    ] = None,
     force: Annotated[
         bool, typer.Option("--force", help="Also retry a send the relay may already have (check its log first).")
     ] = False,
@@ -277,7 +331,11 @@ def release_command(
     ids: IdsArgument,
     reason: Annotated[
         str,
-        typer.Option("--reason", help="Why you take responsibility for it (required; journaled with your user name)."),
+        typer.Option(
+            "--reason",
+            metavar="TEXT",
+            help="Why you take responsibility for it (required; journaled with your user name).",
+        ),
     ],
     config: ConfigOption = None,
 ) -> None:

@@ -45,6 +45,11 @@ async def _report(config: Path | None, directory: Directory, since: datetime | N
         await store.close()
 
 
+def _count(n: int, noun: str) -> str:
+    """``1 sender``, ``2 senders`` (the nouns here take a plain ``s``)."""
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
 def _verdicts(p: PartnerSummary) -> str:
     return ", ".join(f"{verdict} {n}" for verdict, n in sorted(p.verdicts.items()))
 
@@ -100,7 +105,8 @@ def partners_command(since: SinceOption = None, as_json: JsonOption = False, con
         err_console.print("no inbound packages in the window")
         return
     window = "everything received" if after is None else f"received since {iso_vn(after)}"
-    console.print(f"{sum(p.packages for p in report.partners)} packages from {len(report.partners)} senders, {window}")
+    packages, senders = sum(p.packages for p in report.partners), len(report.partners)
+    console.print(f"{_count(packages, 'package')} from {_count(senders, 'sender')}, {window}")
     console.print(_overview(report))
     console.print(_signers(report))
     console.print(_digests(report))

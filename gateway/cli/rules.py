@@ -17,10 +17,10 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from gateway.app import open_verifier, policy_from_settings, run
-from gateway.archive.replay import ReplayResult, replay
+from gateway.archive.replay import MISSING_ORIGINAL, ReplayResult, replay
 from gateway.cli.app import app
 from gateway.cli.config import ConfigOption, load_settings
-from gateway.cli.db import open_store, store_url
+from gateway.cli.db import open_store, spool_hint, store_url
 from gateway.cli.log import parse_since
 from gateway.cli.output import console, err_console, print_json
 from gateway.clock import SystemClock, iso_vn
@@ -30,7 +30,10 @@ from gateway.verify.policy import Policy, load_policy
 
 __all__ = ["JsonOption", "PolicyOption", "SinceOption", "progress_bar", "rules_app"]
 
-rules_app = typer.Typer(help="Check and show the verification policy (which finding refuses, defers, warns).")
+rules_app = typer.Typer(
+    help="Check, show and replay the verification policy: which finding refuses, defers or warns, and what a "
+    "proposed policy would change."
+)
 app.add_typer(rules_app, name="rules")
 
 PolicyOption = Annotated[
@@ -44,7 +47,9 @@ PolicyOption = Annotated[
 
 
 @rules_app.command("check")
-def check_command(file: Annotated[Path, typer.Argument(help="The policy file to check.", dir_okay=False)]) -> None:
+def check_command(
+    file: Annotated[Path, typer.Argument(metavar="FILE", help="The policy file to check.", dir_okay=False)],
+) -> None:
     """Validate a policy file: exit 0 and print its hash, or exit 2 naming the line and the fix."""
     policy = load_policy(file)
     console.print(f"{file}: valid — policy {policy.name!r} version {policy.version!r}, sha256 {policy.sha256}")
@@ -66,7 +71,9 @@ def show_command(policy: PolicyOption = None, config: ConfigOption = None) -> No
 
 SinceOption = Annotated[
     str | None,
-    typer.Option("--since", help="Only packages received since: 30d, 12h, a date (2025-03-14) or ISO 8601."),
+    typer.Option(
+        "--since", metavar="WHEN", help="Only packages received since: 30d, 12h, a date (2025-03-14) or ISO 8601."
+    ),
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="One JSON object on stdout (progress goes to stderr).")]
 
@@ -140,7 +147,7 @@ def _totals_table(result: ReplayResult) -> Table:
     return table
 
 
-def _show(result: ReplayResult, origin: Path) -> None:
+def _show(result: ReplayResult, origin: Path, config: Path | None) -> None:
     window = "everything received" if result.since is None else f"received since {iso_vn(result.since)}"
     console.print(f"proposed policy {origin} (sha256 {result.policy_sha256}), {window}; nothing was changed")
     if result.flips:
@@ -150,6 +157,8 @@ def _show(result: ReplayResult, origin: Path) -> None:
     else:
         console.print("no package would flip")
     console.print(_totals_table(result))
+    if any(s.reason.startswith(MISSING_ORIGINAL) for s in result.skipped):
+        err_console.print(f"hint: {spool_hint(config)}", markup=False)
 
 
 @rules_app.command("replay")
@@ -174,4 +183,4 @@ def replay_command(
     if as_json:
         print_json(result.to_json())
     else:
-        _show(result, policy)
+        _show(result, policy, config)

@@ -61,13 +61,17 @@ def sign_command(
     out: Output,
     kind: Annotated[SealKind, typer.Option("--kind", help="main, attachment or copy (Decree 30 App. I).")],
     doc_number: Annotated[
-        str | None, typer.Option("--doc-number", help="The main document's number/notation (attachments).")
+        str | None,
+        typer.Option(
+            "--doc-number", metavar="NUMBER/NOTATION", help="The main document's number/notation (attachments)."
+        ),
     ] = None,
     copy_type: Annotated[
-        str | None, typer.Option("--copy-type", help=f"Copies: one of {', '.join(COPY_TYPES)}.")
+        str | None, typer.Option("--copy-type", metavar="TYPE", help=f"Copies: one of {', '.join(COPY_TYPES)}.")
     ] = None,
     organisation: Annotated[
-        str | None, typer.Option("--organisation", help="Organisation name (default: [identity] organ_name).")
+        str | None,
+        typer.Option("--organisation", metavar="NAME", help="Organisation name (default: [identity] organ_name)."),
     ] = None,
     config: ConfigOption = None,
 ) -> None:

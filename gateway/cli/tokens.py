@@ -67,10 +67,10 @@ def _name_of(line: str) -> str | None:
 
 @token_app.command("add")
 def add_command(
-    name: Annotated[str, typer.Argument(help="Who or what uses the token (shown in the access log).")],
+    name: Annotated[str, typer.Argument(metavar="NAME", help="Who or what uses the token (shown in the access log).")],
     scope: Annotated[
         list[str],
-        typer.Option("--scope", "-s", help=f"Repeat for several: {', '.join(SCOPES)}."),
+        typer.Option("--scope", "-s", metavar="SCOPE", help=f"Repeat for several: {', '.join(SCOPES)}."),
     ],
     config: ConfigOption = None,
     file: FileOption = None,
@@ -115,7 +115,7 @@ def list_command(
 
 @token_app.command("remove")
 def remove_command(
-    name: Annotated[str, typer.Argument(help="The token's name.")],
+    name: Annotated[str, typer.Argument(metavar="NAME", help="The token's name.")],
     config: ConfigOption = None,
     file: FileOption = None,
 ) -> None:

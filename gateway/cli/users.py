@@ -39,7 +39,9 @@ def _write(path: Path, name: str, line: str) -> bool:
 
 @app.command("submission-user")
 def submission_user(
-    name: Annotated[str, typer.Argument(help="The account name the DMS logs in with (AUTH PLAIN/LOGIN).")],
+    name: Annotated[
+        str, typer.Argument(metavar="NAME", help="The account name the DMS logs in with (AUTH PLAIN/LOGIN).")
+    ],
     file: Annotated[
         Path | None,
         typer.Option("--file", "-f", dir_okay=False, help="The users file to update ([submission] users_file)."),

@@ -106,7 +106,7 @@ async def _verify_all(
 
 @app.command("verify")
 def verify_command(
-    files: Annotated[list[Path], typer.Argument(help="edXML packages to verify.", dir_okay=False)],
+    files: Annotated[list[Path], typer.Argument(metavar="FILE", help="edXML packages to verify.", dir_okay=False)],
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object per file, one per line.")] = False,
     at: Annotated[
         str | None,

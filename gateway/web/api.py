@@ -29,7 +29,7 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import JSONResponse, Response
 
-from gateway.archive.evidence import build_evidence
+from gateway.archive.evidence import OriginalUnavailable, build_evidence
 from gateway.archive.partners import partner_report
 from gateway.archive.record import load_record, message_json
 from gateway.archive.replay import replay
@@ -118,7 +118,7 @@ async def search_messages(
         )
         page = await search(web.store, flt)
     except FilterError as exc:
-        raise ApiError(400, str(exc), parameter=exc.field) from None
+        raise ApiError(400, str(exc), parameter=exc.field, accepted=exc.accepted) from None
     following = None
     if page.next_before_id is not None:
         kept = [(k, v) for k, v in request.query_params.multi_items() if k != "before_id"]
@@ -168,7 +168,11 @@ async def original(id: Id, web: Web, _token: Reader) -> Response:
     responses={200: {"content": {"application/zip": {}}, "description": "the bundle"}},
 )
 async def evidence(id: Id, web: Web, _token: Reader) -> Response:
-    """The zip ``gateway evidence ID`` writes; its own SHA-256 is in ``X-Content-SHA256``."""
+    """The zip ``gateway evidence ID`` writes; its own SHA-256 is in ``X-Content-SHA256``.
+
+    When the spool cannot give back the original mail, the answer is 410 (as for ``/original``)
+    naming the spool directory, never a bundle without it: that would not be evidence.
+    """
     out = io.BytesIO()
     try:
         summary = await build_evidence(
@@ -183,6 +187,8 @@ async def evidence(id: Id, web: Web, _token: Reader) -> Response:
         )
     except NotFound:
         raise _not_found(id) from None
+    except OriginalUnavailable as exc:
+        raise ApiError(410, f"no evidence bundle: {exc} (check [store] spool in the server's configuration)") from None
     headers = {
         "Content-Disposition": f'attachment; filename="gateway-{id}-evidence.zip"',
         "X-Content-SHA256": summary.sha256,

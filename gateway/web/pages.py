@@ -223,7 +223,7 @@ async def search_page(request: Request) -> Response:
     page = await search(web.store, flt)
     older = None if page.next_before_id is None else _local_url(request, before_id=page.next_before_id, lang=None)
     newest = _local_url(request, before_id=None, lang=None) if form["before_id"] else None
-    rows = [result_row(item) for item in page.items]
+    rows = [result_row(item, _language(request)) for item in page.items]
     return _render(
         request,
         "search.html",

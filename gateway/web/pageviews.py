@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Final
 
-from gateway.archive.record import DocumentRecord
+from gateway.archive.record import STATUS_EN, STATUS_VI, DocumentRecord
 from gateway.clock import iso_vn
 from gateway.store import MessageView
 from gateway.web.i18n import words
@@ -31,17 +31,35 @@ def _organs(item: MessageView) -> str:
     return ", ".join(item.to_organs or ()) or ", ".join(item.rcpt_to)
 
 
-def result_row(item: MessageView) -> dict[str, Any]:
-    """One row of the search results table."""
+def _what(item: MessageView, t: Mapping[str, str], lang: str) -> str:
+    """What the row is: incoming or outgoing document, or a notice we sent (its status code and name)."""
+    if item.kind != "notice":
+        return t[item.direction]
+    if item.status_code is None:  # a plain-text notice, or a row from before notices carried their code
+        return t["notice"]
+    name = (STATUS_EN if lang == "en" else STATUS_VI).get(item.status_code)
+    label = t["status_notice"].format(code=item.status_code)
+    return f"{label} — {name}" if name else label
+
+
+def result_row(item: MessageView, lang: str) -> dict[str, Any]:
+    """One row of the search results table, its words in ``lang``.
+
+    A notice we sent (``kind`` ``notice``: a status package answering a document, or a plain-text
+    mail) is shown as such, not as an outgoing document, and has no verdict badge: nothing about
+    it was ever to be checked (``judged`` is ``False``).
+    """
     return {
         "id": item.id,
         "received": _time(item.received_at),
         "direction": item.direction,
+        "what": _what(item, words(lang), lang),
         "sender": item.from_organ or item.mail_from,
         "recipients": _organs(item),
         "code": item.code,
         "subject": item.subject,
         "verdict": item.verdict,
+        "judged": item.kind != "notice",
     }
 
 

@@ -124,6 +124,6 @@ def test_an_original_missing_from_the_spool_is_skipped_with_its_reason(seeded_lo
 
     result = asyncio.run(go())
     [skipped] = result.skipped
-    assert (skipped.id, skipped.reason) == (lost.id, "original mail missing from the spool")
+    assert (skipped.id, skipped.reason) == (lost.id, f"original mail missing from the spool {copy}")
     assert (result.judged, result.flips) == (len(NAMES) - 1, ())
-    assert result.to_json()["totals"]["skipped_by_reason"] == {"original mail missing from the spool": 1}
+    assert result.to_json()["totals"]["skipped_by_reason"] == {f"original mail missing from the spool {copy}": 1}

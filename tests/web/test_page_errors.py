@@ -218,6 +218,7 @@ def test_a_bad_filter_is_a_400_page_naming_the_field_to_fix(tmp_path: Path, lang
         "detail": "from 'hôm qua' is not an age (30d, 12h, 90m, 2w), a date (2025-03-14) or an ISO 8601 time "
         "(2025-03-14T09:00:00+07:00)",
         "parameter": "from",
+        "accepted": "an age (30d, 12h, 90m, 2w), a date (2025-03-14) or an ISO 8601 time (2025-03-14T09:00:00+07:00)",
     }
 
 
