@@ -177,6 +177,7 @@ class InboundSmtp(ListenerEdge):
         self.listener = SmtpListener(
             self.handler,
             listen=settings.listen,
+            listen_key="[smtp] listen",
             hostname=settings.hostname,
             max_message_bytes=settings.max_message_bytes,
             tls_context=server_tls_context(settings.tls_cert, settings.tls_key, section="smtp"),

@@ -266,6 +266,7 @@ class SubmissionSmtp(ListenerEdge):
         self.listener = SmtpListener(
             self.handler,
             listen=settings.listen,
+            listen_key="[submission] listen",
             hostname=settings.hostname,
             max_message_bytes=settings.max_message_bytes,
             tls_context=tls,

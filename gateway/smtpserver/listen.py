@@ -119,6 +119,7 @@ class SmtpListener:
     Args:
         handler: the hooks (inbound or submission).
         listen: ``host:port``.
+        listen_key: the setting ``listen`` came from (e.g. ``[smtp] listen``), for the error.
         hostname: the name in the greeting and the EHLO reply.
         max_message_bytes: the DATA limit (announced as SIZE; over it: 552).
         tls_context: offer STARTTLS with it, or None.
@@ -138,10 +139,11 @@ class SmtpListener:
         max_message_bytes: int,
         tls_context: ssl.SSLContext | None,
         log: logging.Logger,
+        listen_key: str = "listen",
         **smtp_options: Any,
     ) -> None:
         self.handler = handler
-        self.host, self.port = parse_listen(listen)
+        self.host, self.port = parse_listen(listen, key=listen_key)
         self.hostname = hostname
         self.max_message_bytes = max_message_bytes
         self.tls_context = tls_context

@@ -55,6 +55,12 @@ def test_parse_listen_refuses(value: str) -> None:
         parse_listen(value)
 
 
+def test_a_bad_listen_names_its_setting() -> None:
+    """A listen value that is a string but not host:port names the table it came from."""
+    with pytest.raises(ConfigError, match=r"\[smtp\] listen = '25' is not host:port"):
+        InboundSmtp(SmtpSettings(listen="25", hostname="gw.test"), GatedIntake())
+
+
 def test_tls_files_both_or_neither(tmp_path: Path) -> None:
     tls = make_loopback_tls(tmp_path)
     assert server_tls_context(None, None, section="smtp") is None
