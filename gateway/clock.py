@@ -24,6 +24,7 @@ __all__ = [
     "FixedClock",
     "SystemClock",
     "iso_vn",
+    "iso_vn_or_none",
     "require_aware",
     "to_utc",
     "to_vn",
@@ -90,3 +91,8 @@ def to_vn(value: datetime) -> datetime:
 def iso_vn(value: datetime) -> str:
     """Render a time for people and signatures: ``2025-03-14T09:05:07+07:00``."""
     return to_vn(value).isoformat(timespec="seconds")
+
+
+def iso_vn_or_none(value: datetime | None) -> str | None:
+    """``iso_vn`` of a time that may be missing (None stays None): JSON views and tables."""
+    return None if value is None else iso_vn(value)

@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from gateway.archive.window import inbound_since
-from gateway.clock import iso_vn, to_utc
+from gateway.clock import iso_vn, iso_vn_or_none, to_utc
 from gateway.store import MessageView, Store
 from gateway.verify.directory import Directory
 
@@ -56,8 +56,8 @@ class SignerSeen:
             "sha256": self.sha256,
             "roles": list(self.roles),
             "not_after": UNKNOWN if self.not_after is None else iso_vn(self.not_after),
-            "first_seen": None if self.first_seen is None else iso_vn(self.first_seen),
-            "last_seen": None if self.last_seen is None else iso_vn(self.last_seen),
+            "first_seen": iso_vn_or_none(self.first_seen),
+            "last_seen": iso_vn_or_none(self.last_seen),
             "packages": self.packages,
         }
 
@@ -116,7 +116,7 @@ class PartnersReport:
     def to_json(self) -> dict[str, Any]:
         """The ``gateway report partners --json`` object (also served by the HTTP API)."""
         return {
-            "since": None if self.since is None else iso_vn(self.since),
+            "since": iso_vn_or_none(self.since),
             "packages": sum(p.packages for p in self.partners),
             "partners": [p.to_json() for p in self.partners],
         }

@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Final
 
-from gateway.clock import iso_vn, to_utc
+from gateway.clock import iso_vn, iso_vn_or_none, to_utc
 from gateway.errors import TransientError
 from gateway.pipeline.notices import NOTICE_KINDS, NoticeKind, notice_kind
 from gateway.store import JournalView, MessageView, NotFound, Spool, SpoolError, StatusEventView, Store
@@ -301,7 +301,7 @@ class DocumentRecord:
                     "status_code": s.status_code,
                     "description": s.description,
                     "from_organ": s.from_organ,
-                    "reported_at": None if s.reported_at is None else iso_vn(s.reported_at),
+                    "reported_at": iso_vn_or_none(s.reported_at),
                     "received_at": iso_vn(s.received_at),
                     "inbound_id": s.inbound_id,
                 }
@@ -313,9 +313,6 @@ class DocumentRecord:
 
 
 def _summary(m: MessageView) -> dict[str, Any]:
-    def t(value: datetime | None) -> str | None:
-        return None if value is None else iso_vn(value)
-
     return {
         "id": m.id,
         "kind": m.kind,
@@ -330,8 +327,8 @@ def _summary(m: MessageView) -> dict[str, Any]:
         "from_organ": m.from_organ,
         "to_organs": None if m.to_organs is None else list(m.to_organs),
         "recipient": m.recipient,
-        "received_at": t(m.received_at),
-        "sent_at": t(m.sent_at),
+        "received_at": iso_vn_or_none(m.received_at),
+        "sent_at": iso_vn_or_none(m.sent_at),
     }
 
 

@@ -25,7 +25,7 @@ from datetime import datetime
 from typing import Any
 
 from gateway.archive.window import inbound_since
-from gateway.clock import iso_vn
+from gateway.clock import iso_vn, iso_vn_or_none
 from gateway.pipeline.mails import find_package
 from gateway.store import MessageView, Spool, SpoolCorrupted, SpoolMissing, Store
 from gateway.verify.package import Verifier, verify_package
@@ -121,7 +121,7 @@ class ReplayResult:
         """The ``gateway rules replay --json`` object (also served by the HTTP API)."""
         return {
             "policy_sha256": self.policy_sha256,
-            "since": None if self.since is None else iso_vn(self.since),
+            "since": iso_vn_or_none(self.since),
             "flips": [f.to_json() for f in self.flips],
             "by_sender": {k: dict(v) for k, v in self.by_sender.items()},
             "by_code": {k: dict(v) for k, v in self.by_code.items()},

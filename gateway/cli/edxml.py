@@ -17,7 +17,7 @@ from rich.table import Table
 from gateway.cli.app import app
 from gateway.cli.config import ConfigOption, load_settings
 from gateway.cli.output import console, err_console, print_json, write_atomically
-from gateway.clock import SystemClock, iso_vn, to_vn
+from gateway.clock import SystemClock, iso_vn_or_none, to_vn
 from gateway.edxml.attachments import attachment_from_file, sniff
 from gateway.edxml.build import BuildError, build
 from gateway.edxml.checks import check_package
@@ -132,7 +132,7 @@ def inspection(path: Path, raw: bytes, read: ReadPackage) -> dict[str, Any]:
             status_code=package.status_code,
             status=_status_name(package.status_code),
             description=package.description,
-            timestamp=None if package.timestamp is None else iso_vn(package.timestamp),
+            timestamp=iso_vn_or_none(package.timestamp),
             sender=_organization(package.from_),
             document_id=package.response_for.document_id,
             code=package.response_for.code,

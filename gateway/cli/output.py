@@ -11,13 +11,12 @@ import json
 import os
 import sys
 import tempfile
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from rich.console import Console
 
-from gateway.clock import iso_vn
+from gateway.clock import iso_vn_or_none
 from gateway.errors import ConfigError
 
 __all__ = ["console", "err_console", "host_port", "print_json", "shown_time", "write_atomically"]
@@ -35,9 +34,8 @@ def host_port(address: tuple[str, int]) -> str:
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
-def shown_time(value: datetime | None) -> str | None:
-    """A stored time as shown to people: ISO 8601 in Vietnam time (``+07:00``), or None."""
-    return None if value is None else iso_vn(value)
+shown_time = iso_vn_or_none
+"""A stored time as shown to people: ISO 8601 in Vietnam time (``+07:00``), or None."""
 
 
 def print_json(value: Any) -> None:

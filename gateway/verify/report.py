@@ -20,7 +20,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from gateway.clock import iso_vn
+from gateway.clock import iso_vn, iso_vn_or_none
 from gateway.edxml.findings import Finding, Severity
 from gateway.verify.facts import AdESIndication
 from gateway.verify.policy import Action, Policy
@@ -106,9 +106,6 @@ class SignatureSummary:
     def to_json(self) -> dict[str, Any]:
         """JSON-ready view with times in ISO 8601 +07:00."""
 
-        def t(value: datetime | None) -> str | None:
-            return None if value is None else iso_vn(value)
-
         return {
             "where": self.where,
             "document": self.document,
@@ -116,18 +113,18 @@ class SignatureSummary:
             "field": self.field_name,
             "signer": self.signer,
             "signer_sha256": self.signer_sha256,
-            "signer_not_after": t(self.signer_not_after),
+            "signer_not_after": iso_vn_or_none(self.signer_not_after),
             "role": self.role,
-            "signing_time": t(self.signing_time),
+            "signing_time": iso_vn_or_none(self.signing_time),
             "signing_time_source": self.signing_time_source,
-            "declared_signing_time": t(self.declared_signing_time),
-            "timestamp_time": t(self.timestamp_time),
+            "declared_signing_time": iso_vn_or_none(self.declared_signing_time),
+            "timestamp_time": iso_vn_or_none(self.timestamp_time),
             "tsa": self.tsa,
             "anchor": self.anchor,
             "revocation": {
                 "source": self.revocation_source,
                 "status": self.revocation_status,
-                "time": t(self.revocation_checked_at),
+                "time": iso_vn_or_none(self.revocation_checked_at),
             },
             "trust_detail": self.trust_detail,
             "indication": self.indication,

@@ -9,11 +9,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any, Final
 
 from gateway.archive.record import STATUS_EN, STATUS_VI, DocumentRecord
-from gateway.clock import iso_vn
+from gateway.clock import iso_vn, iso_vn_or_none
 from gateway.store import MessageView
 from gateway.web.i18n import words
 
@@ -21,10 +20,6 @@ __all__ = ["DocumentView", "document_view", "result_row"]
 
 _ACTION_ORDER: Final = {"reject": 0, "defer": 1, "warn": 2, "ignore": 3}
 """Findings are listed by weight: those that decided the verdict first."""
-
-
-def _time(value: datetime | None) -> str | None:
-    return None if value is None else iso_vn(value)
 
 
 def _organs(item: MessageView) -> str:
@@ -51,7 +46,7 @@ def result_row(item: MessageView, lang: str) -> dict[str, Any]:
     """
     return {
         "id": item.id,
-        "received": _time(item.received_at),
+        "received": iso_vn_or_none(item.received_at),
         "direction": item.direction,
         "what": _what(item, words(lang), lang),
         "sender": item.from_organ or item.mail_from,
@@ -149,8 +144,8 @@ def document_view(record: DocumentRecord, lang: str) -> DocumentView:
         {
             "code": s.status_code,
             "description": s.description,
-            "reported": _time(s.reported_at),
-            "received": _time(s.received_at),
+            "reported": iso_vn_or_none(s.reported_at),
+            "received": iso_vn_or_none(s.received_at),
             "organ": s.from_organ,
         }
         for s in record.status_trail
